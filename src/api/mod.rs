@@ -1,0 +1,139 @@
+//! The gRPC handlers: decode the request, run the use case, encode the
+//! answer. No SQL and no business rules here.
+//!
+//! Each use case runs in its own task, so a caller that cancels (deadline,
+//! dropped connection) cannot interrupt a database conversation half-way: a
+//! publish either happens whole or not at all, and connections go back to
+//! the pool clean.
+
+mod decode;
+mod encode;
+
+use std::future::Future;
+
+use tonic::{Request, Response, Status};
+
+use crate::{app::App, error::Error, proto::v1 as pb};
+
+pub use encode::timestamp as encode_timestamp;
+
+/// The `draftpublisher.v1.DraftPublisher` service.
+#[derive(Clone)]
+pub struct DraftPublisherApi {
+    app: App,
+}
+
+impl DraftPublisherApi {
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+
+    /// Runs `work` to completion on its own task, even if the call is dropped.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<Response<T>, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(App) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let task = tokio::spawn(work(self.app.clone()));
+        match task.await {
+            Ok(result) => result.map(Response::new).map_err(Status::from),
+            Err(join_error) => Err(Error::Internal(join_error.into()).into()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
+    async fn create_draft(
+        &self,
+        request: Request<pb::CreateDraftRequest>,
+    ) -> Result<Response<pb::CreateDraftResponse>, Status> {
+        let new = decode::create_draft(request.into_inner())?;
+        self.run(|app| async move {
+            let draft = app.create_draft(new).await?;
+            Ok(pb::CreateDraftResponse { draft: Some(encode::draft(draft, app.now())) })
+        })
+        .await
+    }
+
+    async fn get_draft(
+        &self,
+        request: Request<pb::GetDraftRequest>,
+    ) -> Result<Response<pb::GetDraftResponse>, Status> {
+        let (organization_id, draft_id) = decode::get_draft(request.into_inner())?;
+        self.run(move |app| async move {
+            let draft = app.get_draft(organization_id, draft_id).await?;
+            Ok(pb::GetDraftResponse { draft: Some(encode::draft(draft, app.now())) })
+        })
+        .await
+    }
+
+    async fn update_draft(
+        &self,
+        request: Request<pb::UpdateDraftRequest>,
+    ) -> Result<Response<pb::UpdateDraftResponse>, Status> {
+        let update = decode::update_draft(request.into_inner())?;
+        self.run(|app| async move {
+            let draft = app
+                .update_draft(update.organization_id, update.draft_id, update.expected_version, update.patch)
+                .await?;
+            Ok(pb::UpdateDraftResponse { draft: Some(encode::draft(draft, app.now())) })
+        })
+        .await
+    }
+
+    async fn list_drafts(
+        &self,
+        request: Request<pb::ListDraftsRequest>,
+    ) -> Result<Response<pb::ListDraftsResponse>, Status> {
+        let listing = decode::list_drafts(request.into_inner())?;
+        self.run(|app| async move {
+            let page = app
+                .list_drafts(listing.organization_id, listing.filter, listing.page_token, listing.page_size)
+                .await?;
+            let now = app.now();
+            Ok(pb::ListDraftsResponse {
+                drafts: page.drafts.into_iter().map(|d| encode::draft(d, now)).collect(),
+                next_page_token: page.next_page_token.map(|t| t.encode()).unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn publish_draft(
+        &self,
+        request: Request<pb::PublishDraftRequest>,
+    ) -> Result<Response<pb::PublishDraftResponse>, Status> {
+        let (organization_id, draft_id, publish_at) = decode::publish_draft(request.into_inner())?;
+        self.run(move |app| async move {
+            let publication = app.publish_draft(organization_id, draft_id, publish_at).await?;
+            tracing::info!(
+                draft_id = %draft_id,
+                event_id = %publication.event.id,
+                outcome = ?publication.outcome,
+                "publish"
+            );
+            let now = app.now();
+            Ok(pb::PublishDraftResponse {
+                event_id: publication.event.id.to_string(),
+                already_published: publication.already_published(),
+                event: Some(encode::event(publication.event, now)),
+                draft: Some(encode::draft(publication.draft, now)),
+            })
+        })
+        .await
+    }
+
+    async fn get_event(
+        &self,
+        request: Request<pb::GetEventRequest>,
+    ) -> Result<Response<pb::GetEventResponse>, Status> {
+        let (organization_id, event_id) = decode::get_event(request.into_inner())?;
+        self.run(move |app| async move {
+            let event = app.get_event(organization_id, event_id).await?;
+            Ok(pb::GetEventResponse { event: Some(encode::event(event, app.now())) })
+        })
+        .await
+    }
+}

@@ -1,0 +1,220 @@
+//! The use cases behind the six RPCs: domain rules applied against the store,
+//! with the bounded retries that concurrency calls for.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use crate::{
+    domain::{
+        Clock, Cursor, Draft, DraftId, DraftPatch, Event, EventId, NewDraft, OrganizationId, PageSize,
+        PageToken, StatusFilter, Timestamp,
+    },
+    error::Error,
+    store::{CreatedDraft, Store},
+};
+
+/// Attempts per call when concurrent writers keep getting in the way.
+const MAX_ATTEMPTS: usize = 8;
+
+/// How a PublishDraft call ended, for the answer and for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// This call created the event.
+    Created,
+    /// The draft was already published when the call read it.
+    AlreadyPublished,
+    /// A concurrent call won on the one-event-per-draft constraint; this one
+    /// rolled back and answers with the winner's event.
+    LostRace,
+}
+
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub draft: Draft,
+    pub event: Event,
+    pub outcome: PublishOutcome,
+}
+
+impl Publication {
+    pub fn already_published(&self) -> bool {
+        self.outcome != PublishOutcome::Created
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DraftPage {
+    pub drafts: Vec<Draft>,
+    pub next_page_token: Option<PageToken>,
+}
+
+/// The service's operations; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl App {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn create_draft(&self, new: NewDraft) -> Result<Draft, Error> {
+        retry(|| async {
+            match self.store.create_draft(DraftId::generate(), &new, self.now()).await? {
+                CreatedDraft::Created(draft) | CreatedDraft::Existing(draft) => Ok(draft),
+            }
+        })
+        .await
+    }
+
+    pub async fn get_draft(
+        &self,
+        organization_id: OrganizationId,
+        draft_id: DraftId,
+    ) -> Result<Draft, Error> {
+        self.store.get_draft(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)
+    }
+
+    /// Applies the patch to the draft as it is now, and writes it only if
+    /// nobody changed the draft in between (compare-and-set on the version):
+    /// no lost updates, with or without `expected_version`.
+    pub async fn update_draft(
+        &self,
+        organization_id: OrganizationId,
+        draft_id: DraftId,
+        expected_version: Option<i64>,
+        patch: DraftPatch,
+    ) -> Result<Draft, Error> {
+        retry(|| async {
+            let draft = self.get_draft(organization_id, draft_id).await?;
+            if draft.is_published() {
+                return Err(Error::DraftAlreadyPublished);
+            }
+            if let Some(expected) = expected_version.filter(|v| *v != draft.version) {
+                return Err(Error::VersionMismatch { expected, current: draft.version });
+            }
+            let content = patch.apply(&draft.content)?;
+            self.store
+                .update_draft_content(&draft, &content, self.now())
+                .await?
+                .ok_or_else(|| Error::Conflict(sqlx::Error::RowNotFound))
+        })
+        .await
+    }
+
+    pub async fn list_drafts(
+        &self,
+        organization_id: OrganizationId,
+        filter: StatusFilter,
+        page_token: Option<PageToken>,
+        page_size: PageSize,
+    ) -> Result<DraftPage, Error> {
+        let after = match page_token {
+            None => None,
+            Some(token) if token.organization_id != organization_id => {
+                return Err(Error::InvalidPageToken("was issued for another organization_id"));
+            }
+            Some(token) if token.filter != filter => {
+                return Err(Error::InvalidPageToken("was issued for another status filter"));
+            }
+            Some(token) => Some(token.after),
+        };
+        let mut drafts =
+            self.store.list_drafts(organization_id, filter, after, page_size, self.now()).await?;
+        let next_page_token = if drafts.len() > usize::from(page_size.get()) {
+            drafts.truncate(page_size.get().into());
+            drafts.last().map(|last| PageToken {
+                organization_id,
+                filter,
+                after: Cursor { create_time: last.create_time, draft_id: last.id },
+            })
+        } else {
+            None
+        };
+        Ok(DraftPage { drafts, next_page_token })
+    }
+
+    /// Publishes a draft exactly once.
+    ///
+    /// Reads the draft with its event (the fast path answers from that read
+    /// alone), checks it is complete, then creates and links the event in one
+    /// statement. The database decides races: a concurrent publisher loses on
+    /// the one-event-per-draft constraint, rolls back whole and, on the next
+    /// attempt, reads and returns the winner's event.
+    pub async fn publish_draft(
+        &self,
+        organization_id: OrganizationId,
+        draft_id: DraftId,
+        publish_at: Option<Timestamp>,
+    ) -> Result<Publication, Error> {
+        let lost_race = AtomicBool::new(false);
+        retry(|| async {
+            let (draft, event) =
+                self.store.draft_with_event(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)?;
+            if let Some(event) = event {
+                let outcome = if lost_race.load(Ordering::Relaxed) {
+                    PublishOutcome::LostRace
+                } else {
+                    PublishOutcome::AlreadyPublished
+                };
+                return Ok(Publication { draft, event, outcome });
+            }
+            draft.content.check_complete()?;
+            let now = self.now();
+            let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
+            match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
+                Ok(Some((draft, event))) => {
+                    Ok(Publication { draft, event, outcome: PublishOutcome::Created })
+                }
+                Ok(None) => Err(Error::Conflict(sqlx::Error::RowNotFound)),
+                Err(Error::PublishRaceLost) => {
+                    lost_race.store(true, Ordering::Relaxed);
+                    Err(Error::PublishRaceLost)
+                }
+                Err(other) => Err(other),
+            }
+        })
+        .await
+    }
+
+    pub async fn get_event(
+        &self,
+        organization_id: OrganizationId,
+        event_id: EventId,
+    ) -> Result<Event, Error> {
+        self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails with a lasting error, at most
+/// `MAX_ATTEMPTS` times. Conflicts are resolved by reading again, so no
+/// back-off is needed: each retry sees the state the winner committed.
+async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    for _ in 1..MAX_ATTEMPTS {
+        match attempt().await {
+            Err(error) if error.is_transient() => {
+                tracing::debug!(%error, "retrying after a concurrent change");
+            }
+            result => return result,
+        }
+    }
+    match attempt().await {
+        Err(error) if error.is_transient() => Err(Error::ContentionExhausted),
+        result => result,
+    }
+}

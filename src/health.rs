@@ -1,0 +1,50 @@
+//! `grpc.health.v1.Health`: SERVING while the database answers, NOT_SERVING
+//! while it does not and once shutdown has begun. A background probe keeps
+//! the status current, so Watch streams see every change.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::store::Store;
+
+/// The name under which the service reports, beside the server-wide "".
+pub const SERVICE_NAME: &str = "draftpublisher.v1.DraftPublisher";
+
+/// Sets the status of both names the contract reports.
+pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Probes the database every `interval` until `stop` changes, then reports
+/// NOT_SERVING for good. A probe that takes longer than `interval` counts as
+/// a failure, so an outage shows within two intervals.
+pub async fn probe_database(
+    reporter: HealthReporter,
+    store: Store,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = ticks.tick() => {}
+        }
+        let status =
+            if store.ping(interval).await { ServingStatus::Serving } else { ServingStatus::NotServing };
+        if last != Some(status) {
+            tracing::info!(?status, "database health changed");
+            last = Some(status);
+        }
+        if *stop.borrow() {
+            break;
+        }
+        report(&reporter, status).await;
+    }
+    report(&reporter, ServingStatus::NotServing).await;
+}

@@ -1,0 +1,83 @@
+//! DraftPublisher turns an event draft into a published event, exactly once.
+//!
+//! A tour, from the wire inwards:
+//!
+//! - [`config`]: the command line and its environment fallbacks.
+//! - [`server`]: assembles the gRPC server (service, health, reflection) on a
+//!   bound listener and runs it until shutdown, draining calls in flight.
+//! - [`api`]: the gRPC handlers. They decode requests into validated domain
+//!   values, run a use case, and encode the answer.
+//! - [`app`]: the use cases, including the exactly-once publish and the
+//!   bounded retries concurrency calls for.
+//! - [`domain`]: validated values (ids, bounded text, timestamps, page
+//!   tokens) and a draft's rules: completeness, update masks, status.
+//! - [`store`]: all SQL. The schema in `migrations/` makes the invariants
+//!   the database's job: one event per draft, one draft per event, no orphans.
+//! - [`error`]: the one error type and its mapping to gRPC statuses with rich
+//!   error details.
+//! - [`health`], [`shutdown`], [`telemetry`]: operations.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod health;
+pub mod proto;
+pub mod server;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::{Cli, Command, ServeArgs},
+    domain::SystemClock,
+    store::{PoolSettings, Store},
+};
+
+/// Creates the database if it is missing, applies pending migrations and
+/// returns the store: what `serve` and `migrate` do before anything else.
+pub async fn prepare_database(database_url: &str, settings: &PoolSettings) -> anyhow::Result<Store> {
+    Store::create_database_if_missing(database_url).await?;
+    let store = Store::connect_lazy(database_url, settings)?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Runs the command line: the whole binary.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database_url = cli
+        .database_url
+        .context("DATABASE_URL is required (flag --database-url or environment DATABASE_URL)")?;
+    match cli.command {
+        Command::Migrate => {
+            let store = prepare_database(&database_url, &PoolSettings::default()).await?;
+            store.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve(args) => serve(&database_url, args).await,
+    }
+}
+
+async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let pool_settings = args.pool_settings();
+    let store = if args.skip_migrations {
+        Store::connect_lazy(database_url, &pool_settings)?
+    } else {
+        prepare_database(database_url, &pool_settings).await?
+    };
+    let listener =
+        TcpListener::bind(args.listen_addr).await.with_context(|| format!("binding {}", args.listen_addr))?;
+    let app = app::App::new(store.clone(), Arc::new(SystemClock));
+    server::serve(listener, app, args.server_settings(), shutdown::signal()).await?;
+    store.close().await;
+    Ok(())
+}

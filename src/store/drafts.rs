@@ -1,0 +1,188 @@
+//! Creating, reading, changing and listing drafts.
+
+use super::{Store, error::classify, rows};
+use crate::{
+    domain::{
+        Cursor, Draft, DraftContent, DraftId, DraftStatus, NewDraft, OrganizationId, PageSize, StatusFilter,
+        Timestamp,
+    },
+    error::Error,
+};
+
+/// What CreateDraft found or made.
+#[derive(Debug)]
+pub enum CreatedDraft {
+    Created(Draft),
+    /// The organisation used the request_id before with the same content.
+    Existing(Draft),
+}
+
+impl Store {
+    /// Inserts a draft; with a request_id, the unique constraint on
+    /// (organization_id, request_id) makes concurrent retries meet one row.
+    pub async fn create_draft(
+        &self,
+        id: DraftId,
+        new: &NewDraft,
+        now: Timestamp,
+    ) -> Result<CreatedDraft, Error> {
+        let content = &new.content;
+        let request_id = new.request_id.map(|r| r.as_uuid());
+        let fingerprint = request_id.map(|_| content.fingerprint());
+        let inserted = sqlx::query(
+            r#"
+            INSERT INTO drafts (id, organization_id, request_id, request_fingerprint,
+                                title, description, location, starts_at, ends_at,
+                                create_time, update_time)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+            ON CONFLICT ON CONSTRAINT drafts_organization_request_id_key DO NOTHING
+            RETURNING id, organization_id, title, description, location, starts_at, ends_at,
+                      event_id, version, create_time, update_time, publish_time
+            "#,
+        )
+        .bind(id.as_uuid())
+        .bind(new.organization_id.as_uuid())
+        .bind(request_id)
+        .bind(&fingerprint)
+        .bind(content.title.as_str())
+        .bind(content.description.as_str())
+        .bind(content.location.as_str())
+        .bind(content.starts_at.map(|t| t.as_datetime()))
+        .bind(content.ends_at.map(|t| t.as_datetime()))
+        .bind(now.as_datetime())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        if let Some(row) = inserted {
+            return Ok(CreatedDraft::Created(rows::draft(&row).map_err(classify)?));
+        }
+
+        let existing = sqlx::query(
+            r#"
+            SELECT id, organization_id, title, description, location, starts_at, ends_at,
+                   event_id, version, create_time, update_time, publish_time,
+                   request_fingerprint
+            FROM drafts
+            WHERE organization_id = $1 AND request_id = $2
+            "#,
+        )
+        .bind(new.organization_id.as_uuid())
+        .bind(request_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?
+        // Drafts are never deleted, so the conflicting row is there.
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("request_id conflict without a row")))?;
+        let stored: Option<Vec<u8>> =
+            sqlx::Row::try_get(&existing, "request_fingerprint").map_err(classify)?;
+        if stored != fingerprint {
+            return Err(Error::RequestIdReused);
+        }
+        Ok(CreatedDraft::Existing(rows::draft(&existing).map_err(classify)?))
+    }
+
+    pub async fn get_draft(
+        &self,
+        organization_id: OrganizationId,
+        draft_id: DraftId,
+    ) -> Result<Option<Draft>, Error> {
+        let row = sqlx::query(
+            r#"
+            SELECT id, organization_id, title, description, location, starts_at, ends_at,
+                   event_id, version, create_time, update_time, publish_time
+            FROM drafts
+            WHERE id = $1 AND organization_id = $2
+            "#,
+        )
+        .bind(draft_id.as_uuid())
+        .bind(organization_id.as_uuid())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(rows::draft).transpose().map_err(classify)
+    }
+
+    /// Replaces the content of an unpublished draft, if it is still at
+    /// `version`: `None` means it changed (or was published) meanwhile.
+    pub async fn update_draft_content(
+        &self,
+        draft: &Draft,
+        content: &DraftContent,
+        now: Timestamp,
+    ) -> Result<Option<Draft>, Error> {
+        let row = sqlx::query(
+            r#"
+            UPDATE drafts
+            SET title = $4, description = $5, location = $6, starts_at = $7, ends_at = $8,
+                version = version + 1, update_time = $9
+            WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
+            RETURNING id, organization_id, title, description, location, starts_at, ends_at,
+                      event_id, version, create_time, update_time, publish_time
+            "#,
+        )
+        .bind(draft.id.as_uuid())
+        .bind(draft.organization_id.as_uuid())
+        .bind(draft.version)
+        .bind(content.title.as_str())
+        .bind(content.description.as_str())
+        .bind(content.location.as_str())
+        .bind(content.starts_at.map(|t| t.as_datetime()))
+        .bind(content.ends_at.map(|t| t.as_datetime()))
+        .bind(now.as_datetime())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(rows::draft).transpose().map_err(classify)
+    }
+
+    /// One page of an organisation's drafts after `after`, oldest first.
+    /// Fetches one row more than the page to tell whether another page follows.
+    pub async fn list_drafts(
+        &self,
+        organization_id: OrganizationId,
+        filter: StatusFilter,
+        after: Option<Cursor>,
+        page_size: PageSize,
+        now: Timestamp,
+    ) -> Result<Vec<Draft>, Error> {
+        let status = match filter {
+            StatusFilter::Any => "any",
+            StatusFilter::Only(DraftStatus::Draft) => "draft",
+            StatusFilter::Only(DraftStatus::Scheduled) => "scheduled",
+            StatusFilter::Only(DraftStatus::Published) => "published",
+        };
+        // The first page starts before any possible creation time, so one
+        // statement (and one index range scan) serves every page.
+        let (after_time, after_id) = match after {
+            Some(cursor) => (cursor.create_time.as_datetime(), cursor.draft_id.as_uuid()),
+            None => (time::macros::datetime!(0001-01-01 0:00 UTC), uuid::Uuid::nil()),
+        };
+        let found = sqlx::query(
+            r#"
+            SELECT id, organization_id, title, description, location, starts_at, ends_at,
+                   event_id, version, create_time, update_time, publish_time
+            FROM drafts
+            WHERE organization_id = $1
+              AND (create_time, id) > ($2, $3)
+              AND CASE $4::text
+                    WHEN 'draft' THEN event_id IS NULL
+                    WHEN 'scheduled' THEN publish_time > $5
+                    WHEN 'published' THEN publish_time <= $5
+                    ELSE true
+                  END
+            ORDER BY create_time, id
+            LIMIT $6
+            "#,
+        )
+        .bind(organization_id.as_uuid())
+        .bind(after_time)
+        .bind(after_id)
+        .bind(status)
+        .bind(now.as_datetime())
+        .bind(i64::from(page_size.get()) + 1)
+        .fetch_all(self.pool())
+        .await
+        .map_err(classify)?;
+        found.iter().map(rows::draft).collect::<Result<_, _>>().map_err(classify)
+    }
+}

@@ -1,0 +1,134 @@
+//! Publication: linking a draft to its one event, and reading events.
+
+use super::{Store, error::classify, rows};
+use crate::{
+    domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp},
+    error::Error,
+};
+
+impl Store {
+    /// A draft and, when published, its event: the publish fast path in one
+    /// round trip.
+    pub async fn draft_with_event(
+        &self,
+        organization_id: OrganizationId,
+        draft_id: DraftId,
+    ) -> Result<Option<(Draft, Option<Event>)>, Error> {
+        let row = sqlx::query(
+            r#"
+            SELECT d.id, d.organization_id, d.title, d.description, d.location,
+                   d.starts_at, d.ends_at, d.event_id, d.version,
+                   d.create_time, d.update_time, d.publish_time,
+                   e.id AS ev_id, e.organization_id AS ev_organization_id,
+                   e.draft_id AS ev_draft_id, e.title AS ev_title,
+                   e.description AS ev_description, e.location AS ev_location,
+                   e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
+                   e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
+            FROM drafts d
+            LEFT JOIN events e ON e.id = d.event_id
+            WHERE d.id = $1 AND d.organization_id = $2
+            "#,
+        )
+        .bind(draft_id.as_uuid())
+        .bind(organization_id.as_uuid())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let draft = rows::draft(&row).map_err(classify)?;
+        let event = rows::event(&row).map_err(classify)?;
+        Ok(Some((draft, event)))
+    }
+
+    /// Creates the draft's event from its content at `draft.version` and
+    /// links the draft to it, in one statement and so one transaction.
+    ///
+    /// A concurrent publisher of the same draft fails on the
+    /// one-event-per-draft constraint (`Error::PublishRaceLost`) and its
+    /// statement rolls back whole. If the draft changes between the insert
+    /// and the link, the link finds no row and the at-commit foreign key
+    /// (the event's draft must name it) rolls everything back
+    /// (`Error::Conflict`): an orphan event can never be committed.
+    ///
+    /// `None` means the draft was no longer at the version read (updated, or
+    /// published and committed before this statement began): read it again.
+    pub async fn link_new_event(
+        &self,
+        draft: &Draft,
+        event_id: EventId,
+        publish_time: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<(Draft, Event)>, Error> {
+        let row = sqlx::query(
+            r#"
+            WITH draft AS (
+                SELECT id, organization_id, title, description, location, starts_at, ends_at
+                FROM drafts
+                WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
+            ), event AS (
+                INSERT INTO events (id, organization_id, draft_id, title, description, location,
+                                    starts_at, ends_at, publish_time, create_time)
+                SELECT $4, organization_id, id, title, description, location,
+                       starts_at, ends_at, $5, $6
+                FROM draft
+                RETURNING *
+            ), linked AS (
+                UPDATE drafts
+                SET status = 'published', event_id = event.id, publish_time = event.publish_time,
+                    version = drafts.version + 1, update_time = $6
+                FROM event
+                WHERE drafts.id = event.draft_id AND drafts.version = $3
+                RETURNING drafts.*
+            )
+            SELECT d.id, d.organization_id, d.title, d.description, d.location,
+                   d.starts_at, d.ends_at, d.event_id, d.version,
+                   d.create_time, d.update_time, d.publish_time,
+                   e.id AS ev_id, e.organization_id AS ev_organization_id,
+                   e.draft_id AS ev_draft_id, e.title AS ev_title,
+                   e.description AS ev_description, e.location AS ev_location,
+                   e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
+                   e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
+            FROM linked d
+            JOIN event e ON e.id = d.event_id
+            "#,
+        )
+        .bind(draft.id.as_uuid())
+        .bind(draft.organization_id.as_uuid())
+        .bind(draft.version)
+        .bind(event_id.as_uuid())
+        .bind(publish_time.as_datetime())
+        .bind(now.as_datetime())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let draft = rows::draft(&row).map_err(classify)?;
+        let event = rows::event(&row)
+            .map_err(classify)?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("publish returned no event")))?;
+        Ok(Some((draft, event)))
+    }
+
+    pub async fn get_event(
+        &self,
+        organization_id: OrganizationId,
+        event_id: EventId,
+    ) -> Result<Option<Event>, Error> {
+        let row = sqlx::query(
+            r#"
+            SELECT id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
+                   title AS ev_title, description AS ev_description, location AS ev_location,
+                   starts_at AS ev_starts_at, ends_at AS ev_ends_at,
+                   publish_time AS ev_publish_time, create_time AS ev_create_time
+            FROM events
+            WHERE id = $1 AND organization_id = $2
+            "#,
+        )
+        .bind(event_id.as_uuid())
+        .bind(organization_id.as_uuid())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(classify)?;
+        Ok(row.as_ref().map(rows::event).transpose().map_err(classify)?.flatten())
+    }
+}

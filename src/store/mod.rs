@@ -1,0 +1,108 @@
+//! All SQL lives here. Every statement is a plain string, exercised by the
+//! integration tests against a real PostgreSQL; callers get domain values and
+//! the crate's `Error`, never rows or `sqlx` errors.
+
+mod drafts;
+mod error;
+mod events;
+mod rows;
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    ConnectOptions, PgPool,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+pub use drafts::CreatedDraft;
+
+/// The schema, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How the service uses its database connections.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a call waits for a connection (including connecting) before
+    /// it fails with UNAVAILABLE.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` for the service's sessions.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The service's handle on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+    /// One connection of its own for the health probe, so a busy pool does
+    /// not read as a database outage.
+    probe: PgPool,
+}
+
+impl Store {
+    /// Creates the database named by `url` when it does not exist yet.
+    pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+        if sqlx::Postgres::database_exists(url).await.context("checking that the database exists")? {
+            return Ok(());
+        }
+        match sqlx::Postgres::create_database(url).await {
+            Ok(()) => Ok(()),
+            // Another replica created it in the meantime.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+            Err(e) => Err(e).context("creating the database"),
+        }
+    }
+
+    /// Opens a pool; connections are made lazily, so this succeeds even
+    /// while the database is down (health reports NOT_SERVING until it is up).
+    pub fn connect_lazy(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
+        let statement_timeout = settings.statement_timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url)
+            .context("parsing DATABASE_URL")?
+            .application_name("draft-publisher")
+            .options([("statement_timeout", statement_timeout.as_str())])
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options.clone());
+        let probe = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool, probe })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations; safe to run from several replicas at once.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("applying migrations")
+    }
+
+    /// True when the database answers a trivial query within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let query = sqlx::query("SELECT 1").execute(&self.probe);
+        matches!(tokio::time::timeout(timeout, query).await, Ok(Ok(_)))
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.probe.close().await;
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,170 @@
+use std::time::Duration;
+
+use draft_publisher::proto::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn publish_at(draft: &pb::Draft, at: Option<prost_types::Timestamp>) -> pb::PublishDraftRequest {
+    pb::PublishDraftRequest {
+        organization_id: draft.organization_id.clone(),
+        draft_id: draft.id.clone(),
+        publish_at: at,
+    }
+}
+
+#[tokio::test]
+async fn first_publish_creates_the_event_and_links_the_draft() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let draft = app.complete_draft(&org).await;
+
+    let published = app.publish(&org, &draft.id).await.unwrap();
+
+    assert!(!published.already_published);
+    let event = published.event.unwrap();
+    let linked = published.draft.unwrap();
+    assert_eq!(event.id, published.event_id);
+    assert_eq!(event.draft_id, draft.id);
+    assert_eq!(
+        (&event.title, &event.description, &event.location),
+        (&draft.title, &draft.description, &draft.location)
+    );
+    assert_eq!((event.starts_at, event.ends_at), (draft.starts_at, draft.ends_at));
+    assert_eq!(event.status(), pb::EventStatus::Published);
+    assert_eq!(linked.event_id, published.event_id);
+    assert_eq!(linked.status(), pb::DraftStatus::Published);
+    assert_eq!(linked.version, draft.version + 1);
+    assert_eq!(linked.publish_time, event.publish_time);
+    assert!(linked.publish_time.is_some());
+}
+
+#[tokio::test]
+async fn second_publish_returns_the_first_event_without_writing() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let draft = app.complete_draft(&org).await;
+    let first = app.publish(&org, &draft.id).await.unwrap();
+
+    let second = app.publish(&org.to_uppercase(), &draft.id.to_uppercase()).await.unwrap();
+
+    assert!(second.already_published);
+    assert_eq!(second.event_id, first.event_id);
+    assert_eq!(second.event, first.event);
+    assert_eq!(second.draft.unwrap().version, 2, "the fast path does not write");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+#[tokio::test]
+async fn incomplete_draft_lists_every_missing_field() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let request = pb::CreateDraftRequest {
+        organization_id: org.clone(),
+        title: "   ".into(),
+        starts_at: Some(ts(1_900_000_000)),
+        ..Default::default()
+    };
+    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+
+    let status = app.publish(&org, &draft.id).await.unwrap_err();
+
+    let details = assert_error(&status, Code::FailedPrecondition, "DRAFT_INCOMPLETE");
+    let violations = &details.precondition_failure().expect("PreconditionFailure").violations;
+    let subjects: Vec<_> = violations.iter().map(|v| v.subject.as_str()).collect();
+    assert_eq!(subjects, ["title", "ends_at"]);
+    assert!(violations.iter().all(|v| v.r#type == "DRAFT_INCOMPLETE"));
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 0);
+}
+
+#[tokio::test]
+async fn zero_length_event_is_incomplete() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let request = pb::CreateDraftRequest { ends_at: Some(ts(1_900_000_000)), ..complete_draft_request(&org) };
+    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+
+    let status = app.publish(&org, &draft.id).await.unwrap_err();
+
+    let details = assert_error(&status, Code::FailedPrecondition, "DRAFT_INCOMPLETE");
+    assert_eq!(details.precondition_failure().unwrap().violations[0].subject, "ends_at");
+}
+
+#[tokio::test]
+async fn future_publish_at_schedules_until_that_instant() {
+    let app = spawn_app().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let at = prost_types::Timestamp { seconds: app.now().unix_seconds() + 3600, nanos: 250_000_000 };
+
+    let published =
+        app.client.clone().publish_draft(publish_at(&draft, Some(at))).await.unwrap().into_inner();
+
+    assert_eq!(published.draft.as_ref().unwrap().status(), pb::DraftStatus::Scheduled);
+    assert_eq!(published.event.as_ref().unwrap().status(), pb::EventStatus::Scheduled);
+    assert_eq!(published.event.as_ref().unwrap().publish_time, Some(at));
+
+    app.clock.advance(Duration::from_secs(3601));
+    let get = pb::GetEventRequest {
+        organization_id: draft.organization_id.clone(),
+        event_id: published.event_id.clone(),
+    };
+    let event = app.client.clone().get_event(get).await.unwrap().into_inner().event.unwrap();
+    let get =
+        pb::GetDraftRequest { organization_id: draft.organization_id.clone(), draft_id: draft.id.clone() };
+    let later = app.client.clone().get_draft(get).await.unwrap().into_inner().draft.unwrap();
+    assert_eq!(event.status(), pb::EventStatus::Published);
+    assert_eq!(later.status(), pb::DraftStatus::Published);
+}
+
+#[tokio::test]
+async fn past_publish_at_publishes_now() {
+    let app = spawn_app().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let before = app.now();
+
+    let published = app
+        .client
+        .clone()
+        .publish_draft(publish_at(&draft, Some(ts(1_000_000_000))))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let event = published.event.unwrap();
+    assert_eq!(event.status(), pb::EventStatus::Published);
+    assert!(event.publish_time.unwrap().seconds >= before.unix_seconds());
+}
+
+#[tokio::test]
+async fn republish_with_another_publish_at_changes_nothing() {
+    let app = spawn_app().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let first = app.client.clone().publish_draft(publish_at(&draft, None)).await.unwrap().into_inner();
+    let in_a_week = prost_types::Timestamp { seconds: app.now().unix_seconds() + 604_800, nanos: 0 };
+
+    let again =
+        app.client.clone().publish_draft(publish_at(&draft, Some(in_a_week))).await.unwrap().into_inner();
+
+    assert!(again.already_published);
+    assert_eq!(again.event, first.event);
+    assert_eq!(again.draft, first.draft);
+}
+
+#[tokio::test]
+async fn publish_validates_its_request() {
+    let app = spawn_app().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let beyond_9999 = prost_types::Timestamp { seconds: 253_402_300_800, nanos: 0 };
+
+    let status = app.client.clone().publish_draft(publish_at(&draft, Some(beyond_9999))).await.unwrap_err();
+    assert_invalid_field(&status, "publish_at");
+
+    let request =
+        pb::PublishDraftRequest { organization_id: draft.organization_id.clone(), ..Default::default() };
+    let status = app.client.clone().publish_draft(request).await.unwrap_err();
+    assert_invalid_field(&status, "draft_id");
+
+    let status = app.publish(&draft.organization_id, &new_id()).await.unwrap_err();
+    assert_error(&status, Code::NotFound, "DRAFT_NOT_FOUND");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 0);
+}

@@ -1,0 +1,206 @@
+//! Exactly-once under real concurrency: many callers on separate connections,
+//! started together, against the real server and database.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use draft_publisher::proto::v1 as pb;
+use sqlx::PgPool;
+use tokio::sync::Barrier;
+
+use crate::helpers::*;
+
+const DRAFTS: usize = 50;
+const CALLERS: usize = 16;
+
+/// I1–I3, checked in SQL.
+async fn assert_invariants(db: &PgPool) {
+    let checks = [
+        (
+            "I1 a draft with two events",
+            "SELECT count(*) FROM (SELECT draft_id FROM events GROUP BY draft_id HAVING count(*) > 1) d",
+        ),
+        (
+            "I2 an event with two drafts",
+            "SELECT count(*) FROM (SELECT event_id FROM drafts WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1) e",
+        ),
+        (
+            "I3 status and event_id disagree",
+            "SELECT count(*) FROM drafts WHERE (status = 'published') <> (event_id IS NOT NULL)",
+        ),
+        (
+            "I3 orphan event",
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM drafts d WHERE d.id = e.draft_id AND d.event_id = e.id)",
+        ),
+        (
+            "I3 draft names a foreign event",
+            "SELECT count(*) FROM drafts d WHERE d.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id AND e.draft_id = d.id)",
+        ),
+    ];
+    for (what, sql) in checks {
+        let violations: i64 = sqlx::query_scalar(sql).fetch_one(db).await.unwrap();
+        assert_eq!(violations, 0, "{what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_of_each_draft_get_one_event() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let mut clients = Vec::with_capacity(CALLERS);
+    for _ in 0..CALLERS {
+        clients.push(connect(app.addr).await);
+    }
+    let mut drafts = Vec::with_capacity(DRAFTS);
+    for _ in 0..DRAFTS {
+        drafts.push(app.complete_draft(&org).await.id);
+    }
+
+    for draft_id in &drafts {
+        let start = Arc::new(Barrier::new(CALLERS));
+        let calls = clients.iter().map(|client| {
+            let (mut client, start) = (client.clone(), start.clone());
+            let request = pb::PublishDraftRequest {
+                organization_id: org.clone(),
+                draft_id: draft_id.clone(),
+                publish_at: None,
+            };
+            tokio::spawn(async move {
+                start.wait().await;
+                client.publish_draft(request).await.map(|r| r.into_inner())
+            })
+        });
+        let answers: Vec<_> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|joined| joined.unwrap().expect("every publisher is answered OK"))
+            .collect();
+
+        let winners = answers.iter().filter(|a| !a.already_published).count();
+        let event_ids: HashSet<_> = answers.iter().map(|a| a.event_id.as_str()).collect();
+        assert_eq!(winners, 1, "draft {draft_id}: exactly one call creates the event");
+        assert_eq!(event_ids.len(), 1, "draft {draft_id}: one event id for every caller");
+    }
+
+    assert_eq!(app.count("SELECT count(*) FROM events").await, DRAFTS as i64);
+    assert_eq!(
+        app.count("SELECT count(*) FROM drafts WHERE status = 'published' AND version = 2").await,
+        DRAFTS as i64
+    );
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_with_one_request_id_make_one_draft() {
+    let app = spawn_app().await;
+    let request = pb::CreateDraftRequest { request_id: new_id(), ..complete_draft_request(&new_id()) };
+    let start = Arc::new(Barrier::new(CALLERS));
+
+    let mut calls = Vec::with_capacity(CALLERS);
+    for _ in 0..CALLERS {
+        let (mut client, start, request) = (connect(app.addr).await, start.clone(), request.clone());
+        calls.push(tokio::spawn(async move {
+            start.wait().await;
+            client.create_draft(request).await.map(|r| r.into_inner().draft.unwrap().id)
+        }));
+    }
+    let ids: HashSet<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().expect("every create is answered OK"))
+        .collect();
+
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM drafts").await, 1);
+}
+
+/// Waits until some session of the test database waits on a lock.
+async fn until_a_call_waits_on_a_lock(db: &PgPool) {
+    for _ in 0..1_000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no call ever waited on a lock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let draft = app.complete_draft(&org).await;
+    let draft_id = uuid::Uuid::parse_str(&draft.id).unwrap();
+    let winner_event = uuid::Uuid::now_v7();
+
+    // Another publisher, mid-transaction: its event row holds the draft's
+    // slot in the one-event-per-draft index until it commits.
+    let mut winner = app.db.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (id, organization_id, draft_id, title, description, location, starts_at, ends_at, publish_time, create_time)
+         SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now() FROM drafts WHERE id = $2",
+    )
+    .bind(winner_event)
+    .bind(draft_id)
+    .execute(&mut *winner)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE drafts SET status = 'published', event_id = $1, publish_time = now(), version = version + 1 WHERE id = $2")
+        .bind(winner_event)
+        .bind(draft_id)
+        .execute(&mut *winner)
+        .await
+        .unwrap();
+
+    let loser = {
+        let (org, draft_id, mut client) = (org.clone(), draft.id.clone(), connect(app.addr).await);
+        tokio::spawn(async move {
+            let request = pb::PublishDraftRequest { organization_id: org, draft_id, publish_at: None };
+            client.publish_draft(request).await.map(|r| r.into_inner())
+        })
+    };
+    until_a_call_waits_on_a_lock(&app.db).await;
+    winner.commit().await.unwrap();
+
+    let answer = loser.await.unwrap().expect("the loser answers OK");
+    assert!(answer.already_published);
+    assert_eq!(answer.event_id, winner_event.to_string());
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_racing_an_update_never_commits_an_orphan_or_stale_event() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let draft = app.complete_draft(&org).await;
+    let draft_id = uuid::Uuid::parse_str(&draft.id).unwrap();
+
+    // An update in flight holds the draft's row while the publish runs.
+    let mut update = app.db.begin().await.unwrap();
+    sqlx::query("UPDATE drafts SET title = 'Updated title', version = version + 1 WHERE id = $1")
+        .bind(draft_id)
+        .execute(&mut *update)
+        .await
+        .unwrap();
+    let publisher = {
+        let (org, draft_id, mut client) = (org.clone(), draft.id.clone(), connect(app.addr).await);
+        tokio::spawn(async move {
+            let request = pb::PublishDraftRequest { organization_id: org, draft_id, publish_at: None };
+            client.publish_draft(request).await.map(|r| r.into_inner())
+        })
+    };
+    until_a_call_waits_on_a_lock(&app.db).await;
+    update.commit().await.unwrap();
+
+    let answer = publisher.await.unwrap().expect("the publish answers OK");
+    assert!(!answer.already_published);
+    assert_eq!(answer.event.unwrap().title, "Updated title", "the event copies the committed content");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+    assert_invariants(&app.db).await;
+}

@@ -1,0 +1,183 @@
+//! The server around the service: reflection, health, limits, outages and
+//! graceful shutdown.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use draft_publisher::{
+    app::App,
+    domain::SystemClock,
+    proto::v1 as pb,
+    server::ServerSettings,
+    store::{PoolSettings, Store},
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::helpers::*;
+
+const SERVICE: &str = "draftpublisher.v1.DraftPublisher";
+
+async fn health_status(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(channel(addr).await);
+    let request = HealthCheckRequest { service: service.to_owned() };
+    health.check(request).await.unwrap().into_inner().status()
+}
+
+/// Polls health until it reports `wanted`, for at most `within`.
+async fn until_health(addr: std::net::SocketAddr, wanted: ServingStatus, within: Duration) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if health_status(addr, SERVICE).await == wanted && health_status(addr, "").await == wanted {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("health did not become {wanted:?} within {within:?}");
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_in_v1_and_v1alpha() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = spawn_app().await;
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel(app.addr).await);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a service list")
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&SERVICE.to_owned()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel(app.addr).await);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            SERVICE.to_owned(),
+        )),
+    };
+    let mut answers =
+        client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = answers.next().await.unwrap().unwrap().message_response;
+    assert!(
+        matches!(response, Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+        "{response:?}"
+    );
+}
+
+#[tokio::test]
+async fn health_is_serving_while_the_database_answers() {
+    let app = spawn_app().await;
+
+    until_health(app.addr, ServingStatus::Serving, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn unreachable_database_is_unavailable_fast_and_not_serving() {
+    // A server whose database does not exist at all: nothing listens on port 1.
+    let settings = PoolSettings { acquire_timeout: Duration::from_secs(2), ..PoolSettings::default() };
+    let store = Store::connect_lazy("postgres://postgres@127.0.0.1:1/none", &settings).unwrap();
+    let app = App::new(store, Arc::new(SystemClock));
+    let (addr, _shutdown, _server) = spawn_server(app, ServerSettings::default()).await;
+    let mut client = connect(addr).await;
+
+    let started = Instant::now();
+    let status = client
+        .get_draft(pb::GetDraftRequest { organization_id: new_id(), draft_id: new_id() })
+        .await
+        .unwrap_err();
+
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    assert_eq!(health_status(addr, SERVICE).await, ServingStatus::NotServing);
+    assert_eq!(health_status(addr, "").await, ServingStatus::NotServing);
+}
+
+#[tokio::test]
+async fn oversized_message_is_rejected_and_the_server_keeps_serving() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let request =
+        pb::CreateDraftRequest { description: "x".repeat(5 * 1024 * 1024), ..complete_draft_request(&org) };
+
+    let status = app.client.clone().create_draft(request).await.unwrap_err();
+
+    assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange), "{status:?}");
+    assert_eq!(app.count("SELECT count(*) FROM drafts").await, 0);
+    app.complete_draft(&org).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_finish_after_the_shutdown_signal() {
+    let mut app = spawn_app().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let mut watch = HealthClient::new(channel(app.addr).await)
+        .watch(HealthCheckRequest { service: SERVICE.to_owned() })
+        .await
+        .unwrap()
+        .into_inner();
+    until_health(app.addr, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+    // Hold the draft's row so that a publish stays in flight.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM drafts WHERE id = $1::uuid FOR UPDATE")
+        .bind(&draft.id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let in_flight = {
+        let request = pb::PublishDraftRequest {
+            organization_id: draft.organization_id.clone(),
+            draft_id: draft.id.clone(),
+            publish_at: None,
+        };
+        let mut client = app.client.clone();
+        tokio::spawn(async move { client.publish_draft(request).await })
+    };
+    for _ in 0..1_000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    app.begin_shutdown();
+    // Health turns NOT_SERVING as soon as shutdown begins.
+    loop {
+        let status = watch.next().await.expect("watch stream open").unwrap().status();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+    }
+    drop(watch);
+    blocker.commit().await.unwrap();
+
+    let answer = in_flight.await.unwrap().expect("the call in flight finishes OK").into_inner();
+    assert!(!answer.already_published);
+    app.stopped().await.expect("serve returns Ok");
+    assert!(channel_refused(app.addr).await, "no new connections after shutdown");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+async fn channel_refused(addr: std::net::SocketAddr) -> bool {
+    tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.is_err()
+}
