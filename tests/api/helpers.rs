@@ -210,6 +210,24 @@ impl TestApp {
         self.client.clone().publish_draft(request).await.map(|r| r.into_inner())
     }
 
+    /// Waits (bounded) until a session of the test database waits on a lock:
+    /// a call blocked behind a transaction the test holds open.
+    pub async fn until_a_call_waits_on_a_lock(&self) {
+        for _ in 0..1_000 {
+            let waiting = self
+                .count(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await;
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no call ever waited on a lock");
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.expect(sql)
     }

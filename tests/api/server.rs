@@ -147,18 +147,7 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
         let mut client = app.client.clone();
         tokio::spawn(async move { client.publish_draft(request).await })
     };
-    for _ in 0..1_000 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.until_a_call_waits_on_a_lock().await;
 
     app.begin_shutdown();
     // Health turns NOT_SERVING as soon as shutdown begins.
