@@ -15,12 +15,14 @@
 //!   the database's job: one event per draft, one draft per event, no orphans.
 //! - [`error`]: the one error type and its mapping to gRPC statuses with rich
 //!   error details.
+//! - [`auth`]: bearer-token authentication, checked in constant time.
 //! - [`health`], [`shutdown`], [`telemetry`]: operations.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -77,7 +79,7 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(args.listen_addr).await.with_context(|| format!("binding {}", args.listen_addr))?;
     let app = app::App::new(store.clone(), Arc::new(SystemClock));
-    server::serve(listener, app, args.server_settings(), shutdown::signal()).await?;
+    server::serve(listener, app, args.server_settings()?, shutdown::signal()).await?;
     store.close().await;
     Ok(())
 }

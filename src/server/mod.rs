@@ -1,16 +1,28 @@
 //! Assembles the gRPC server — the DraftPublisher service, health and
-//! reflection — and runs it on a bound listener until shutdown, then drains
-//! the calls in flight for at most the grace period.
+//! reflection, behind authentication, limits and TLS — and runs it on a
+//! bound listener until shutdown, then drains the calls in flight for at most
+//! the grace period.
+
+mod limits;
+mod tls;
 
 use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::{service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
-use crate::{api::DraftPublisherApi, app::App, health, proto::v1 as pb};
+use self::limits::CallLimitsLayer;
+pub use self::tls::TlsSettings;
+use crate::{
+    api::DraftPublisherApi,
+    app::App,
+    auth::{Authenticator, BearerTokens},
+    health,
+    proto::v1 as pb,
+};
 
 /// How the server treats connections and shutdown.
 #[derive(Debug, Clone)]
@@ -21,6 +33,20 @@ pub struct ServerSettings {
     pub max_message_size: usize,
     /// How often the database is probed for health.
     pub health_probe_interval: Duration,
+    /// Calls to the service and reflection must carry one of these; health
+    /// stays open for probes. `None`: no authentication.
+    pub auth: Option<BearerTokens>,
+    /// Longest a call may take before it is answered DEADLINE_EXCEEDED.
+    pub request_timeout: Duration,
+    /// Calls in flight beyond this are refused at once (UNAVAILABLE,
+    /// `OVERLOADED`) rather than queued. Health checks are not counted.
+    pub max_concurrent_calls: usize,
+    /// How often an HTTP/2 PING checks that an idle connection's peer is alive.
+    pub http2_keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// TLS (and mutual TLS) for the gRPC listener; `None`: plaintext.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerSettings {
@@ -29,6 +55,12 @@ impl Default for ServerSettings {
             shutdown_grace: Duration::from_secs(10),
             max_message_size: 1024 * 1024,
             health_probe_interval: Duration::from_millis(500),
+            auth: None,
+            request_timeout: Duration::from_secs(15),
+            max_concurrent_calls: 256,
+            http2_keepalive_interval: Duration::from_secs(60),
+            http2_keepalive_timeout: Duration::from_secs(20),
+            tls: None,
         }
     }
 }
@@ -62,6 +94,7 @@ pub async fn serve(
         stop_rx,
     ));
 
+    let auth = Authenticator::new(settings.auth.clone());
     let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
     let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
     let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
@@ -78,13 +111,26 @@ pub async fn serve(
     };
 
     let local_addr = listener.local_addr().context("reading the listen address")?;
-    tracing::info!(%local_addr, "serving gRPC");
-    let server = Server::builder()
+    tracing::info!(
+        %local_addr,
+        tls = settings.tls.is_some(),
+        mutual_tls = settings.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
+        authentication = settings.auth.is_some(),
+        "serving gRPC"
+    );
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout));
+    if let Some(tls) = &settings.tls {
+        builder = builder.tls_config(tls.server_config()).context("configuring TLS")?;
+    }
+    let server = builder
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+        .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(publisher)
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
+        .add_service(InterceptedService::new(publisher, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
     tokio::pin!(server);
 
