@@ -213,6 +213,36 @@ impl TestApp {
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.expect(sql)
     }
+
+    /// Locks the draft's row in a transaction of the test's own, so that
+    /// calls writing it wait until the transaction ends.
+    pub async fn hold_draft(&self, draft_id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut blocker = self.db.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM drafts WHERE id = $1::uuid FOR UPDATE")
+            .bind(draft_id)
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        blocker
+    }
+
+    /// Polls until `calls` statements of the service wait on a lock.
+    pub async fn until_waiting_on_locks(&self, calls: i64) {
+        for _ in 0..1_000 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+            if waiting >= calls {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{calls} calls did not start waiting on the lock");
+    }
 }
 
 impl Drop for TestApp {

@@ -9,6 +9,7 @@ mod auth;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
+mod limits;
 mod list_drafts;
 mod publish_draft;
 mod races;

@@ -132,12 +132,7 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
     until_health(app.addr, ServingStatus::Serving, Duration::from_secs(5)).await;
 
     // Hold the draft's row so that a publish stays in flight.
-    let mut blocker = app.db.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM drafts WHERE id = $1::uuid FOR UPDATE")
-        .bind(&draft.id)
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = app.hold_draft(&draft.id).await;
     let in_flight = {
         let request = pb::PublishDraftRequest {
             organization_id: draft.organization_id.clone(),
@@ -147,18 +142,7 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
         let mut client = app.client.clone();
         tokio::spawn(async move { client.publish_draft(request).await })
     };
-    for _ in 0..1_000 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.until_waiting_on_locks(1).await;
 
     app.begin_shutdown();
     // Health turns NOT_SERVING as soon as shutdown begins.
