@@ -14,4 +14,5 @@ mod list_drafts;
 mod publish_draft;
 mod races;
 mod server;
+mod tls;
 mod update_draft;
