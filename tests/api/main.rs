@@ -14,5 +14,6 @@ mod list_drafts;
 mod publish_draft;
 mod races;
 mod server;
+mod tenant_isolation;
 mod tls;
 mod update_draft;
