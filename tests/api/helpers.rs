@@ -124,10 +124,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
+    spawn_app_with_pool(PoolSettings::default(), settings).await
+}
+
+pub async fn spawn_app_with_pool(pool: PoolSettings, settings: ServerSettings) -> TestApp {
     init_logging();
     let database = TestDatabase::new();
-    let store =
-        prepare_database(&database.url, &PoolSettings::default()).await.expect("test database prepared");
+    let store = prepare_database(&database.url, &pool).await.expect("test database prepared");
     let clock = Arc::new(TestClock::default());
     let app = App::new(store, clock.clone());
     let (addr, shutdown, server) = spawn_server(app, settings).await;
