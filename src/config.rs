@@ -35,6 +35,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: boxing `ServeArgs` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve gRPC (applies pending migrations first, creating the database if
@@ -101,6 +103,11 @@ pub struct ServeArgs {
     /// How long a keepalive PING may go unanswered before the connection is closed.
     #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub http2_keepalive_timeout: Duration,
+
+    /// Address of a plain-HTTP listener serving Prometheus metrics on
+    /// `/metrics` (none by default).
+    #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 
     /// PEM certificate chain: serve gRPC over TLS (needs --tls-key).
     #[arg(long, env = "DRAFT_PUBLISHER_TLS_CERT", requires = "tls_key")]

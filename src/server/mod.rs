@@ -4,23 +4,28 @@
 //! the grace period.
 
 mod limits;
+mod observe;
 mod tls;
 
 use std::{future::Future, time::Duration};
 
 use anyhow::Context;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
-use self::limits::CallLimitsLayer;
 pub use self::tls::TlsSettings;
+use self::{limits::CallLimitsLayer, observe::ObserveLayer};
 use crate::{
     api::DraftPublisherApi,
     app::App,
     auth::{Authenticator, BearerTokens},
     health,
+    metrics::Metrics,
     proto::v1 as pb,
 };
 
@@ -74,16 +79,39 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// Serves on `listener` until `shutdown` resolves. Health turns NOT_SERVING
-/// at once, new connections are refused, and calls in flight get
-/// `shutdown_grace` to finish; the function returns when they have (or when
-/// the grace period runs out, with a warning).
+/// Where the server listens: gRPC, and `/metrics` when configured.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(grpc: TcpListener) -> Self {
+        Self { grpc, metrics: None }
+    }
+}
+
+/// Serves until `shutdown` resolves. Health turns NOT_SERVING at once, new
+/// connections are refused, and calls in flight get `shutdown_grace` to
+/// finish; the function returns when they have (or when the grace period
+/// runs out, with a warning).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     app: App,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Listeners { grpc: listener, metrics: metrics_listener } = listeners.into();
+    let metrics = Metrics::new();
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|listener| {
+        let stopped = async {
+            let _ = metrics_stopped.await;
+        };
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().pool().clone(), stopped))
+    });
+
     let (reporter, health_service) = tonic_health::server::health_reporter();
     health::report(&reporter, ServingStatus::NotServing).await;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -93,12 +121,6 @@ pub async fn serve(
         settings.health_probe_interval,
         stop_rx,
     ));
-
-    let auth = Authenticator::new(settings.auth.clone());
-    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
-    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
-    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
-        .max_decoding_message_size(settings.max_message_size);
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
     let shutdown_reporter = reporter.clone();
@@ -118,14 +140,14 @@ pub async fn serve(
         authentication = settings.auth.is_some(),
         "serving gRPC"
     );
-    let mut builder = Server::builder()
-        .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout));
-    if let Some(tls) = &settings.tls {
-        builder = builder.tls_config(tls.server_config()).context("configuring TLS")?;
-    }
-    let server = builder
-        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+    let auth = Authenticator::new(settings.auth.clone());
+    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
+    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
+        .max_decoding_message_size(settings.max_message_size);
+    let server = builder(&settings)?
+        // The first layer is the outermost: it observes what the limits refuse.
+        .layer(ObserveLayer::new(metrics))
         .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
@@ -151,6 +173,21 @@ pub async fn serve(
         ),
     }
     let _ = probe.await;
+    let _ = metrics_stop.send(());
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.await.context("metrics listener task")??;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The transport: HTTP/2 keepalive and TLS.
+fn builder(settings: &ServerSettings) -> anyhow::Result<Server> {
+    let builder = Server::builder()
+        .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout));
+    match &settings.tls {
+        Some(tls) => builder.tls_config(tls.server_config()).context("configuring TLS"),
+        None => Ok(builder),
+    }
 }

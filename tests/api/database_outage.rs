@@ -114,14 +114,7 @@ async fn an_exhausted_pool_is_unavailable_after_the_acquire_timeout() {
     let app = spawn_app_with_pool(pool, ServerSettings::default()).await;
     let draft = app.complete_draft(&new_id()).await;
     let blocker = app.hold_draft(&draft.id).await;
-    let in_flight = {
-        let (org, id) = (draft.organization_id.clone(), draft.id.clone());
-        let mut client = app.client.clone();
-        tokio::spawn(async move {
-            let request = pb::PublishDraftRequest { organization_id: org, draft_id: id, publish_at: None };
-            client.publish_draft(request).await
-        })
-    };
+    let in_flight = app.publish_in_background(&draft);
     app.until_waiting_on_locks(1).await;
 
     let started = Instant::now();

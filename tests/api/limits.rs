@@ -7,25 +7,11 @@ use draft_publisher::{proto::v1 as pb, server::ServerSettings};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    task::JoinHandle,
 };
-use tonic::{Code, Response, Status};
+use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::helpers::*;
-
-fn publish_in_background(
-    app: &TestApp,
-    draft: &pb::Draft,
-) -> JoinHandle<Result<Response<pb::PublishDraftResponse>, Status>> {
-    let request = pb::PublishDraftRequest {
-        organization_id: draft.organization_id.clone(),
-        draft_id: draft.id.clone(),
-        publish_at: None,
-    };
-    let mut client = app.client.clone();
-    tokio::spawn(async move { client.publish_draft(request).await })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_still_completes() {
@@ -54,7 +40,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
     let app = spawn_app_with(settings).await;
     let draft = app.complete_draft(&new_id()).await;
     let blocker = app.hold_draft(&draft.id).await;
-    let in_flight = [publish_in_background(&app, &draft), publish_in_background(&app, &draft)];
+    let in_flight = [app.publish_in_background(&draft), app.publish_in_background(&draft)];
     app.until_waiting_on_locks(2).await;
 
     // Both permits are held until the blocker lets go: a queue would make

@@ -11,6 +11,8 @@ mod database_outage;
 mod get_draft_and_event;
 mod limits;
 mod list_drafts;
+mod logs;
+mod metrics;
 mod publish_draft;
 mod races;
 mod server;

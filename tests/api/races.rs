@@ -1,7 +1,7 @@
 //! Exactly-once under real concurrency: many callers on separate connections,
 //! started together, against the real server and database.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc};
 
 use draft_publisher::proto::v1 as pb;
 use sqlx::PgPool;
@@ -113,49 +113,14 @@ async fn concurrent_creates_with_one_request_id_make_one_draft() {
     assert_eq!(app.count("SELECT count(*) FROM drafts").await, 1);
 }
 
-/// Waits until some session of the test database waits on a lock.
-async fn until_a_call_waits_on_a_lock(db: &PgPool) {
-    for _ in 0..1_000 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(db)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no call ever waited on a lock");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event() {
     let app = spawn_app().await;
     let org = new_id();
     let draft = app.complete_draft(&org).await;
-    let draft_id = uuid::Uuid::parse_str(&draft.id).unwrap();
-    let winner_event = uuid::Uuid::now_v7();
-
     // Another publisher, mid-transaction: its event row holds the draft's
     // slot in the one-event-per-draft index until it commits.
-    let mut winner = app.db.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO events (id, organization_id, draft_id, title, description, location, starts_at, ends_at, publish_time, create_time)
-         SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now() FROM drafts WHERE id = $2",
-    )
-    .bind(winner_event)
-    .bind(draft_id)
-    .execute(&mut *winner)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE drafts SET status = 'published', event_id = $1, publish_time = now(), version = version + 1 WHERE id = $2")
-        .bind(winner_event)
-        .bind(draft_id)
-        .execute(&mut *winner)
-        .await
-        .unwrap();
+    let (winner, winner_event) = app.rival_publish(&draft.id).await;
 
     let loser = {
         let (org, draft_id, mut client) = (org.clone(), draft.id.clone(), connect(app.addr).await);
@@ -164,7 +129,7 @@ async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event()
             client.publish_draft(request).await.map(|r| r.into_inner())
         })
     };
-    until_a_call_waits_on_a_lock(&app.db).await;
+    app.until_waiting_on_locks(1).await;
     winner.commit().await.unwrap();
 
     let answer = loser.await.unwrap().expect("the loser answers OK");
@@ -195,7 +160,7 @@ async fn publish_racing_an_update_never_commits_an_orphan_or_stale_event() {
             client.publish_draft(request).await.map(|r| r.into_inner())
         })
     };
-    until_a_call_waits_on_a_lock(&app.db).await;
+    app.until_waiting_on_locks(1).await;
     update.commit().await.unwrap();
 
     let answer = publisher.await.unwrap().expect("the publish answers OK");

@@ -133,15 +133,7 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
 
     // Hold the draft's row so that a publish stays in flight.
     let blocker = app.hold_draft(&draft.id).await;
-    let in_flight = {
-        let request = pb::PublishDraftRequest {
-            organization_id: draft.organization_id.clone(),
-            draft_id: draft.id.clone(),
-            publish_at: None,
-        };
-        let mut client = app.client.clone();
-        tokio::spawn(async move { client.publish_draft(request).await })
-    };
+    let in_flight = app.publish_in_background(&draft);
     app.until_waiting_on_locks(1).await;
 
     app.begin_shutdown();
@@ -155,7 +147,7 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
     drop(watch);
     blocker.commit().await.unwrap();
 
-    let answer = in_flight.await.unwrap().expect("the call in flight finishes OK").into_inner();
+    let answer = in_flight.await.unwrap().expect("the call in flight finishes OK");
     assert!(!answer.already_published);
     app.stopped().await.expect("serve returns Ok");
     assert!(channel_refused(app.addr).await, "no new connections after shutdown");
