@@ -19,10 +19,11 @@ pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Probes the database every `interval` until `stop` changes, then reports
-/// NOT_SERVING for good. A probe that takes longer than `interval` counts as
-/// a failure, so an outage shows within two intervals.
+/// NOT_SERVING for good and ends the Watch streams. A probe that takes
+/// longer than `interval` counts as a failure, so an outage shows within two
+/// intervals.
 pub async fn probe_database(
-    reporter: HealthReporter,
+    mut reporter: HealthReporter,
     store: Store,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -47,4 +48,10 @@ pub async fn probe_database(
         report(&reporter, status).await;
     }
     report(&reporter, ServingStatus::NotServing).await;
+    // Watchers have seen NOT_SERVING; dropping the statuses' senders ends
+    // their streams, which would otherwise keep the graceful shutdown
+    // waiting until the grace period runs out. (A Check on a connection
+    // still open now answers NOT_FOUND; new connections are refused anyway.)
+    reporter.clear_service_status("").await;
+    reporter.clear_service_status(SERVICE_NAME).await;
 }

@@ -127,8 +127,9 @@ pub async fn serve(
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining calls in flight");
-        let _ = stop_tx.send(true);
         health::report(&shutdown_reporter, ServingStatus::NotServing).await;
+        // The probe has the last word: NOT_SERVING, then the end of Watch streams.
+        let _ = stop_tx.send(true);
         let _ = draining_tx.send(true);
     };
 

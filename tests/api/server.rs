@@ -154,6 +154,30 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
     assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
 }
 
+#[tokio::test]
+async fn open_health_watches_end_at_shutdown_instead_of_holding_it_for_the_grace_period() {
+    let settings = ServerSettings { shutdown_grace: Duration::from_secs(600), ..ServerSettings::default() };
+    let mut app = spawn_app_with(settings).await;
+    let mut watch = HealthClient::new(channel(app.addr).await)
+        .watch(HealthCheckRequest { service: SERVICE.to_owned() })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.next().await.expect("the current status").unwrap();
+
+    app.begin_shutdown();
+    let mut last = None;
+    let streamed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(answer) = watch.next().await {
+            last = Some(answer.expect("the stream ends cleanly").status());
+        }
+    });
+
+    streamed.await.expect("the Watch stream ended at shutdown");
+    assert_eq!(last, Some(ServingStatus::NotServing));
+    app.stopped().await.expect("serve returns Ok long before the grace period");
+}
+
 async fn channel_refused(addr: std::net::SocketAddr) -> bool {
     tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.is_err()
 }
