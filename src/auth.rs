@@ -17,6 +17,25 @@ use crate::error::Error;
 
 type TokenDigest = [u8; 32];
 
+/// A token given on the command line or in the environment; `Debug` does
+/// not show it, so printing the configuration cannot leak it.
+#[derive(Clone)]
+pub struct SecretToken(String);
+
+impl std::str::FromStr for SecretToken {
+    type Err = std::convert::Infallible;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretToken(<redacted>)")
+    }
+}
+
 /// The accepted tokens; cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BearerTokens {
@@ -47,8 +66,8 @@ impl BearerTokens {
 
     /// Tokens from `file` (one per line; blank lines and lines starting with
     /// `#` are ignored) together with `inline` ones; `None` when there are none.
-    pub fn load(file: Option<&Path>, inline: &[String]) -> anyhow::Result<Option<Self>> {
-        let mut tokens = inline.to_vec();
+    pub fn load(file: Option<&Path>, inline: &[SecretToken]) -> anyhow::Result<Option<Self>> {
+        let mut tokens: Vec<String> = inline.iter().map(|t| t.0.clone()).collect();
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading the token file {}", file.display()))?;
@@ -135,12 +154,14 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "# rotated 2030-01-01\n\nfirst\n  second  \n").unwrap();
 
-        let tokens = BearerTokens::load(Some(file.path()), &["third".to_owned()]).unwrap().unwrap();
+        let inline = ["third".parse().unwrap()];
+        let tokens = BearerTokens::load(Some(file.path()), &inline).unwrap().unwrap();
 
         assert_eq!(tokens.digests.len(), 3);
         assert!(tokens.accepts("second"));
         assert!(!tokens.accepts("# rotated 2030-01-01"));
         assert_eq!(format!("{tokens:?}"), "BearerTokens(3 configured)");
+        assert_eq!(format!("{inline:?}"), "[SecretToken(<redacted>)]");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    auth::BearerTokens,
+    auth::{BearerTokens, SecretToken},
     server::{ServerSettings, TlsSettings},
     store::PoolSettings,
 };
@@ -85,7 +85,7 @@ pub struct ServeArgs {
     /// Accepted bearer tokens, comma-separated (prefer the environment
     /// variable or the file: flags show in the process list).
     #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',')]
-    pub auth_tokens: Vec<String>,
+    pub auth_tokens: Vec<SecretToken>,
 
     /// Longest a call may take; slower calls are answered DEADLINE_EXCEEDED.
     #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
