@@ -1,6 +1,7 @@
 //! The database going away under a running service, and coming back.
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -9,6 +10,7 @@ use draft_publisher::{
     app::App, domain::SystemClock, prepare_database, proto::v1 as pb, server::ServerSettings,
     store::PoolSettings,
 };
+use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{
@@ -23,12 +25,18 @@ use crate::{
 
 const SERVICE: &str = "draftpublisher.v1.DraftPublisher";
 
+/// The real server on a database of `cluster`.
+async fn spawn_server_on(
+    cluster: &PgCluster,
+) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
+    let store = prepare_database(&cluster.url("draft_publisher"), &PoolSettings::default()).await.unwrap();
+    spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_database_fails_fast_and_the_service_recovers_when_it_returns() {
     let cluster = PgCluster::start();
-    let store = prepare_database(&cluster.url("draft_publisher"), &PoolSettings::default()).await.unwrap();
-    let (addr, _shutdown, _server) =
-        spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await;
+    let (addr, _shutdown, _server) = spawn_server_on(&cluster).await;
     let mut client = connect(addr).await;
     let org = new_id();
     let draft = client.create_draft(complete_draft_request(&org)).await.unwrap().into_inner().draft.unwrap();
@@ -70,17 +78,10 @@ async fn next_status(
     Some(next.expect("watch stream item").status())
 }
 
-async fn checked_status(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
-    let request = HealthCheckRequest { service: service.to_owned() };
-    HealthClient::new(channel(addr).await).check(request).await.unwrap().into_inner().status()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_database_within_two_seconds_and_watch_streams_both_changes() {
     let cluster = PgCluster::start();
-    let store = prepare_database(&cluster.url("draft_publisher"), &PoolSettings::default()).await.unwrap();
-    let (addr, _shutdown, _server) =
-        spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await;
+    let (addr, _shutdown, _server) = spawn_server_on(&cluster).await;
     let mut watch = HealthClient::new(channel(addr).await)
         .watch(HealthCheckRequest { service: SERVICE.to_owned() })
         .await
@@ -93,14 +94,14 @@ async fn health_follows_the_database_within_two_seconds_and_watch_streams_both_c
     cluster.stop(StopMode::Fast);
     let status = next_status(&mut watch, stopping + Duration::from_secs(2)).await;
     assert_eq!(status, Some(ServingStatus::NotServing), "after {:?}", stopping.elapsed());
-    assert_eq!(checked_status(addr, SERVICE).await, ServingStatus::NotServing);
-    assert_eq!(checked_status(addr, "").await, ServingStatus::NotServing);
+    assert_eq!(health_status(addr, SERVICE).await, ServingStatus::NotServing);
+    assert_eq!(health_status(addr, "").await, ServingStatus::NotServing);
 
     cluster.start_again();
     let back = Instant::now();
     let status = next_status(&mut watch, back + Duration::from_secs(2)).await;
     assert_eq!(status, Some(ServingStatus::Serving), "after {:?}", back.elapsed());
-    assert_eq!(checked_status(addr, "").await, ServingStatus::Serving);
+    assert_eq!(health_status(addr, "").await, ServingStatus::Serving);
 }
 
 /// A call waiting on a row lock keeps the pool's only connection busy.

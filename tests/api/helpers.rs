@@ -20,6 +20,9 @@ use draft_publisher::{
 use sqlx::{Connection, PgPool};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tonic_types::{ErrorDetails, StatusExt};
 
 pub type Client = DraftPublisherClient<Channel>;
@@ -186,6 +189,13 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .connect()
         .await
         .expect("connect to the test server")
+}
+
+/// What health Check answers for `service`.
+pub async fn health_status(addr: SocketAddr, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(channel(addr).await);
+    let request = HealthCheckRequest { service: service.to_owned() };
+    health.check(request).await.unwrap().into_inner().status()
 }
 
 impl TestApp {

@@ -23,12 +23,6 @@ use crate::helpers::*;
 
 const SERVICE: &str = "draftpublisher.v1.DraftPublisher";
 
-async fn health_status(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
-    let mut health = HealthClient::new(channel(addr).await);
-    let request = HealthCheckRequest { service: service.to_owned() };
-    health.check(request).await.unwrap().into_inner().status()
-}
-
 /// Polls health until it reports `wanted`, for at most `within`.
 async fn until_health(addr: std::net::SocketAddr, wanted: ServingStatus, within: Duration) -> Duration {
     let started = Instant::now();
