@@ -103,14 +103,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let Listeners { grpc: listener, metrics: metrics_listener } = listeners.into();
-    let metrics = Metrics::new();
-    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
-    let metrics_server = metrics_listener.map(|listener| {
-        let stopped = async {
-            let _ = metrics_stopped.await;
-        };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().pool().clone(), stopped))
-    });
+    let local_addr = listener.local_addr().context("reading the listen address")?;
+    let transport = builder(&settings)?;
+    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     health::report(&reporter, ServingStatus::NotServing).await;
@@ -121,19 +117,25 @@ pub async fn serve(
         settings.health_probe_interval,
         stop_rx,
     ));
+    let metrics = Metrics::new();
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|listener| {
+        let stopped = async {
+            let _ = metrics_stopped.await;
+        };
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().pool().clone(), stopped))
+    });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
-    let shutdown_reporter = reporter.clone();
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining calls in flight");
-        health::report(&shutdown_reporter, ServingStatus::NotServing).await;
+        health::report(&reporter, ServingStatus::NotServing).await;
         // The probe has the last word: NOT_SERVING, then the end of Watch streams.
         let _ = stop_tx.send(true);
         let _ = draining_tx.send(true);
     };
 
-    let local_addr = listener.local_addr().context("reading the listen address")?;
     tracing::info!(
         %local_addr,
         tls = settings.tls.is_some(),
@@ -142,11 +144,9 @@ pub async fn serve(
         "serving gRPC"
     );
     let auth = Authenticator::new(settings.auth.clone());
-    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
-    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
     let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
         .max_decoding_message_size(settings.max_message_size);
-    let server = builder(&settings)?
+    let server = transport
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
         .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
@@ -166,18 +166,24 @@ pub async fn serve(
         }
         tokio::time::sleep(settings.shutdown_grace).await;
     };
-    tokio::select! {
-        result = &mut server => result.context("serving gRPC")?,
-        () = grace_over => tracing::warn!(
-            grace = ?settings.shutdown_grace,
-            "calls still in flight after the grace period; stopping anyway"
-        ),
-    }
+    let served = tokio::select! {
+        result = &mut server => result.context("serving gRPC"),
+        () = grace_over => {
+            tracing::warn!(
+                grace = ?settings.shutdown_grace,
+                "calls still in flight after the grace period; stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    // The probe stops with the shutdown signal, which the server drops when
+    // it ends for any reason; the metrics listener stops last.
     let _ = probe.await;
     let _ = metrics_stop.send(());
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("metrics listener task")??;
     }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
