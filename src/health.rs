@@ -48,10 +48,12 @@ pub async fn probe_database(
         report(&reporter, status).await;
     }
     report(&reporter, ServingStatus::NotServing).await;
-    // Watchers have seen NOT_SERVING; dropping the statuses' senders ends
-    // their streams, which would otherwise keep the graceful shutdown
-    // waiting until the grace period runs out. (A Check on a connection
-    // still open now answers NOT_FOUND; new connections are refused anyway.)
-    reporter.clear_service_status("").await;
-    reporter.clear_service_status(SERVICE_NAME).await;
+    // Watchers have seen NOT_SERVING. Clearing a status drops its sender,
+    // which ends their streams (they would otherwise keep the graceful
+    // shutdown waiting until the grace period runs out); setting it again
+    // makes a fresh one, so Check keeps answering NOT_SERVING.
+    for name in ["", SERVICE_NAME] {
+        reporter.clear_service_status(name).await;
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+    }
 }
