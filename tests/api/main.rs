@@ -6,6 +6,7 @@ mod helpers;
 mod support;
 
 mod auth;
+mod configuration;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
