@@ -116,7 +116,7 @@ async fn an_exhausted_pool_is_unavailable_after_the_acquire_timeout() {
     let draft = app.complete_draft(&new_id()).await;
     let blocker = app.hold_draft(&draft.id).await;
     let in_flight = app.publish_in_background(&draft);
-    app.until_waiting_on_locks(1).await;
+    app.until_a_call_waits_on_a_lock().await;
 
     let started = Instant::now();
     let get =

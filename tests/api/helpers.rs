@@ -244,6 +244,28 @@ impl TestApp {
         self.client.clone().publish_draft(request).await.map(|r| r.into_inner())
     }
 
+    /// Waits (bounded) until a session of the test database waits on a lock:
+    /// a call blocked behind a transaction the test holds open.
+    pub async fn until_a_call_waits_on_a_lock(&self) {
+        for _ in 0..1_000 {
+            let waiting = self
+                .count(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await;
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no call ever waited on a lock");
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.expect(sql)
+    }
+
     /// Starts a PublishDraft of `draft` on a task of its own.
     pub fn publish_in_background(
         &self,
@@ -255,10 +277,6 @@ impl TestApp {
             let request = pb::PublishDraftRequest { organization_id, draft_id, publish_at: None };
             client.publish_draft(request).await.map(|r| r.into_inner())
         })
-    }
-
-    pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.db).await.expect(sql)
     }
 
     /// Locks the draft's row in a transaction of the test's own, so that
@@ -305,24 +323,6 @@ impl TestApp {
         .await
         .unwrap();
         (rival, event_id)
-    }
-
-    /// Polls until `calls` statements of the service wait on a lock.
-    pub async fn until_waiting_on_locks(&self, calls: i64) {
-        for _ in 0..1_000 {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&self.db)
-            .await
-            .unwrap();
-            if waiting >= calls {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{calls} calls did not start waiting on the lock");
     }
 }
 

@@ -27,7 +27,7 @@ async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_st
     assert!(status.message().contains("300ms"), "{status:?}");
     // The publish was not cut half-way: still waiting for the row, it
     // completes once the row is free.
-    app.until_waiting_on_locks(1).await;
+    app.until_a_call_waits_on_a_lock().await;
     blocker.commit().await.unwrap();
     let again = app.publish(&draft.organization_id, &draft.id).await.expect("publish answers");
     assert!(again.already_published, "the timed-out call published the draft");
@@ -36,14 +36,14 @@ async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
-    let settings = ServerSettings { max_concurrent_calls: 2, ..ServerSettings::default() };
+    let settings = ServerSettings { max_concurrent_calls: 1, ..ServerSettings::default() };
     let app = spawn_app_with(settings).await;
     let draft = app.complete_draft(&new_id()).await;
     let blocker = app.hold_draft(&draft.id).await;
-    let in_flight = [app.publish_in_background(&draft), app.publish_in_background(&draft)];
-    app.until_waiting_on_locks(2).await;
+    let in_flight = app.publish_in_background(&draft);
+    app.until_a_call_waits_on_a_lock().await;
 
-    // Both permits are held until the blocker lets go: a queue would make
+    // The only permit is held until the blocker lets go: a queue would make
     // these calls wait for it; shedding answers them now.
     let flood: Vec<_> = (0..20)
         .map(|_| {
@@ -63,9 +63,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
     health.check(HealthCheckRequest { service: String::new() }).await.expect("health is never shed");
 
     blocker.commit().await.unwrap();
-    for call in in_flight {
-        call.await.unwrap().expect("calls within the limit finish");
-    }
+    in_flight.await.unwrap().expect("the call within the limit finishes");
     app.client
         .clone()
         .get_draft(pb::GetDraftRequest { organization_id: draft.organization_id, draft_id: draft.id })

@@ -61,7 +61,7 @@ async fn metrics_count_calls_by_method_and_code_and_publish_outcomes() {
     // A publish that loses to a concurrent one on the constraint.
     let (rival, _) = app.rival_publish(&raced.id).await;
     let loser = app.publish_in_background(&raced);
-    app.until_waiting_on_locks(1).await;
+    app.until_a_call_waits_on_a_lock().await;
     rival.commit().await.unwrap();
     assert!(loser.await.unwrap().unwrap().already_published);
 

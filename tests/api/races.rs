@@ -129,7 +129,7 @@ async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event()
             client.publish_draft(request).await.map(|r| r.into_inner())
         })
     };
-    app.until_waiting_on_locks(1).await;
+    app.until_a_call_waits_on_a_lock().await;
     winner.commit().await.unwrap();
 
     let answer = loser.await.unwrap().expect("the loser answers OK");
@@ -160,7 +160,7 @@ async fn publish_racing_an_update_never_commits_an_orphan_or_stale_event() {
             client.publish_draft(request).await.map(|r| r.into_inner())
         })
     };
-    app.until_waiting_on_locks(1).await;
+    app.until_a_call_waits_on_a_lock().await;
     update.commit().await.unwrap();
 
     let answer = publisher.await.unwrap().expect("the publish answers OK");

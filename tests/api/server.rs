@@ -128,7 +128,7 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
     // Hold the draft's row so that a publish stays in flight.
     let blocker = app.hold_draft(&draft.id).await;
     let in_flight = app.publish_in_background(&draft);
-    app.until_waiting_on_locks(1).await;
+    app.until_a_call_waits_on_a_lock().await;
 
     app.begin_shutdown();
     // Health turns NOT_SERVING as soon as shutdown begins.
