@@ -97,12 +97,15 @@ impl BearerTokens {
     /// Checks the metadata of a call.
     pub fn check<T>(&self, request: &Request<T>) -> Result<(), Error> {
         let header = request.metadata().get("authorization").ok_or(Error::MissingCredentials)?;
+        // The scheme is case-insensitive (RFC 9110); the token is not.
         let token = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or(Error::InvalidCredentials)?;
-        if self.accepts(token.trim()) { Ok(()) } else { Err(Error::InvalidCredentials) }
+        if self.accepts(token) { Ok(()) } else { Err(Error::InvalidCredentials) }
     }
 }
 

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
-pub use self::tls::TlsSettings;
+pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, observe::ObserveLayer};
 use crate::{
     api::DraftPublisherApi,

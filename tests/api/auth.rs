@@ -81,6 +81,7 @@ async fn wrong_credentials_are_unauthenticated() {
         ("Bearer not-the-token", "wrong token"),
         ("Bearer s3cr3t-token-for-test", "a prefix of the token"),
         ("Bearer s3cr3t-token-for-testss", "the token and more"),
+        ("Bearer S3CR3T-TOKEN-FOR-TESTS", "the token in other letter case"),
         ("Bearer ", "empty token"),
         ("Basic czNjcjN0LXRva2VuLWZvci10ZXN0cw==", "another scheme"),
         ("s3cr3t-token-for-tests", "no scheme"),
@@ -101,11 +102,13 @@ async fn every_configured_token_is_accepted() {
     let app = spawn_app_with_tokens().await;
     let org = new_id();
 
-    for token in [TOKEN, OTHER_TOKEN] {
-        create_draft_with(&app, Some(&format!("Bearer {token}")), &org).await.expect("authenticated call");
+    let accepted = [format!("Bearer {TOKEN}"), format!("Bearer {OTHER_TOKEN}"), format!("bearer {TOKEN}")];
+
+    for authorization in &accepted {
+        create_draft_with(&app, Some(authorization), &org).await.expect("authenticated call");
     }
 
-    assert_eq!(app.count("SELECT count(*) FROM drafts").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM drafts").await, 3);
 }
 
 #[tokio::test]

@@ -8,14 +8,14 @@ use draft_publisher::{
     app::App,
     prepare_database,
     proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
-    server::{ServerSettings, TlsSettings},
+    server::{ServerSettings, TLS_HANDSHAKE_TIMEOUT, TlsSettings},
     store::PoolSettings,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{io::AsyncReadExt, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::helpers::*;
@@ -54,12 +54,17 @@ struct TlsApp {
 
 /// The real server with TLS; with `client_ca`, mutual TLS against it.
 async fn spawn_tls_app(server: &Leaf, client_ca: Option<&Ca>) -> TlsApp {
+    spawn_tls_app_with(server, client_ca, TLS_HANDSHAKE_TIMEOUT).await
+}
+
+async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TlsApp {
     let database = TestDatabase::new();
     let store = prepare_database(&database.url, &PoolSettings::default()).await.unwrap();
     let tls = TlsSettings {
         certificate_chain_pem: server.certificate.clone().into_bytes(),
         private_key_pem: server.private_key.clone().into_bytes(),
         client_ca_pem: client_ca.map(|ca| ca.pem().into_bytes()),
+        handshake_timeout,
     };
     let settings = ServerSettings { tls: Some(tls), ..ServerSettings::default() };
     let app = App::new(store, std::sync::Arc::new(draft_publisher::domain::SystemClock));
@@ -126,4 +131,20 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     let refusal = foreign_certificate.expect_err("served a certificate from another CA");
     assert!(refusal.contains("UnknownCA"), "{refusal}");
     assert_eq!(valid_certificate.expect("client with a valid certificate served").version, 1);
+}
+
+#[tokio::test]
+async fn a_peer_that_stalls_the_tls_handshake_is_disconnected() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let app = spawn_tls_app_with(&server_certificate(&ca), None, Duration::from_millis(200)).await;
+
+    // Connected, but never sends a ClientHello.
+    let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buffer)).await;
+
+    let closed = matches!(read, Ok(Ok(0)) | Ok(Err(_)));
+    assert!(closed, "the stalled connection stayed open: {read:?}");
+    let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
+    assert_eq!(served.expect("others are still served").version, 1);
 }
