@@ -1,7 +1,9 @@
 //! Assembles the gRPC server — the DraftPublisher service, health and
-//! reflection, behind authentication, limits and TLS — and runs it on a
-//! bound listener until shutdown, then drains the calls in flight for at most
-//! the grace period.
+//! reflection, behind authentication, limits and TLS, each call observed —
+//! and runs it (with the metrics listener, when configured) until shutdown,
+//! then drains the calls in flight for at most the grace period.
+//!
+//! `limits`, `observe` and `tls` hold the parts; this file only wires them.
 
 mod limits;
 mod observe;
