@@ -1,11 +1,15 @@
 //! Command line: every flag has an environment fallback, so the same binary
 //! is configured by flags in a terminal and by environment in a deployment.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{server::ServerSettings, store::PoolSettings};
+use crate::{
+    auth::{BearerTokens, SecretToken},
+    server::{ServerSettings, TlsSettings},
+    store::PoolSettings,
+};
 
 /// DraftPublisher: turns event drafts into published events, exactly once.
 #[derive(Debug, Parser)]
@@ -31,6 +35,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: boxing `ServeArgs` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve gRPC (applies pending migrations first, creating the database if
@@ -69,6 +75,52 @@ pub struct ServeArgs {
     /// PostgreSQL statement timeout for the service's queries.
     #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
+
+    /// File of accepted bearer tokens, one per line (blank lines and `#`
+    /// comments ignored). With any token configured, the service and
+    /// reflection require `authorization: Bearer <token>`; health stays open.
+    #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// Accepted bearer tokens, comma-separated (prefer the environment
+    /// variable or the file: flags show in the process list).
+    #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',')]
+    pub auth_tokens: Vec<SecretToken>,
+
+    /// Longest a call may take; slower calls are answered DEADLINE_EXCEEDED.
+    #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Calls in flight beyond this are refused at once with UNAVAILABLE
+    /// (reason OVERLOADED) instead of queueing. Health checks do not count.
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONCURRENT_CALLS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_calls: u32,
+
+    /// Interval of HTTP/2 keepalive PINGs on each connection.
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// How long a keepalive PING may go unanswered before the connection is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_timeout: Duration,
+
+    /// Address of a plain-HTTP listener serving Prometheus metrics on
+    /// `/metrics` (none by default).
+    #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// PEM certificate chain: serve gRPC over TLS (needs --tls-key).
+    #[arg(long, env = "DRAFT_PUBLISHER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "DRAFT_PUBLISHER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s): require client certificates signed by it
+    /// (mutual TLS; needs --tls-cert).
+    #[arg(long, env = "DRAFT_PUBLISHER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -80,11 +132,24 @@ impl ServeArgs {
         }
     }
 
-    pub fn server_settings(&self) -> ServerSettings {
-        ServerSettings {
+    /// The server's settings, reading the token and TLS files named.
+    pub fn server_settings(&self) -> anyhow::Result<ServerSettings> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsSettings::from_files(cert, key, self.tls_client_ca.as_deref())?)
+            }
+            _ => None,
+        };
+        Ok(ServerSettings {
             shutdown_grace: self.shutdown_grace,
             max_message_size: self.max_message_bytes,
+            auth: BearerTokens::load(self.auth_tokens_file.as_deref(), &self.auth_tokens)?,
+            request_timeout: self.request_timeout,
+            max_concurrent_calls: self.max_concurrent_calls as usize,
+            http2_keepalive_interval: self.http2_keepalive_interval,
+            http2_keepalive_timeout: self.http2_keepalive_timeout,
+            tls,
             ..ServerSettings::default()
-        }
+        })
     }
 }

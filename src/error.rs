@@ -41,6 +41,17 @@ pub enum Error {
     /// Retries were exhausted while other calls kept changing the draft.
     #[error("the draft kept changing concurrently; retry the call")]
     ContentionExhausted,
+    #[error("missing credentials: send the metadata `authorization: Bearer <token>`")]
+    MissingCredentials,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The server is at its limit of calls in flight; the call was not started.
+    #[error("the server is overloaded; retry with back-off")]
+    Overloaded,
+    /// The call ran longer than the server allows. Work already started (a
+    /// publish) still completes; retrying tells its outcome.
+    #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
+    RequestTimeout(std::time::Duration),
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] sqlx::Error),
     #[error("internal error")]
@@ -71,6 +82,10 @@ impl Error {
             Self::PublishRaceLost | Self::Conflict(_) | Self::ContentionExhausted => {
                 (Code::Aborted, "CONCURRENT_MODIFICATION")
             }
+            Self::MissingCredentials => (Code::Unauthenticated, "MISSING_CREDENTIALS"),
+            Self::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
+            Self::Overloaded => (Code::Unavailable, "OVERLOADED"),
+            Self::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
             Self::DatabaseUnavailable(_) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
             Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }

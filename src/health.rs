@@ -19,10 +19,11 @@ pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Probes the database every `interval` until `stop` changes, then reports
-/// NOT_SERVING for good. A probe that takes longer than `interval` counts as
-/// a failure, so an outage shows within two intervals.
+/// NOT_SERVING for good and ends the Watch streams. A probe that takes
+/// longer than `interval` counts as a failure, so an outage shows within two
+/// intervals.
 pub async fn probe_database(
-    reporter: HealthReporter,
+    mut reporter: HealthReporter,
     store: Store,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -47,4 +48,12 @@ pub async fn probe_database(
         report(&reporter, status).await;
     }
     report(&reporter, ServingStatus::NotServing).await;
+    // Watchers have seen NOT_SERVING. Clearing a status drops its sender,
+    // which ends their streams (they would otherwise keep the graceful
+    // shutdown waiting until the grace period runs out); setting it again
+    // makes a fresh one, so Check keeps answering NOT_SERVING.
+    for name in ["", SERVICE_NAME] {
+        reporter.clear_service_status(name).await;
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+    }
 }

@@ -15,16 +15,19 @@
 //!   the database's job: one event per draft, one draft per event, no orphans.
 //! - [`error`]: the one error type and its mapping to gRPC statuses with rich
 //!   error details.
-//! - [`health`], [`shutdown`], [`telemetry`]: operations.
+//! - [`auth`]: bearer-token authentication, checked in constant time.
+//! - [`health`], [`metrics`], [`shutdown`], [`telemetry`]: operations.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod shutdown;
@@ -67,6 +70,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+}
+
 async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let pool_settings = args.pool_settings();
     let store = if args.skip_migrations {
@@ -74,10 +81,14 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         prepare_database(database_url, &pool_settings).await?
     };
-    let listener =
-        TcpListener::bind(args.listen_addr).await.with_context(|| format!("binding {}", args.listen_addr))?;
+    let settings = args.server_settings()?;
+    let grpc = bind(args.listen_addr).await?;
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let app = app::App::new(store.clone(), Arc::new(SystemClock));
-    server::serve(listener, app, args.server_settings(), shutdown::signal()).await?;
+    server::serve(server::Listeners { grpc, metrics }, app, settings, shutdown::signal()).await?;
     store.close().await;
     Ok(())
 }

@@ -5,6 +5,10 @@
 //! dropped connection) cannot interrupt a database conversation half-way: a
 //! publish either happens whole or not at all, and connections go back to
 //! the pool clean.
+//!
+//! Handlers record the ids they decode, and PublishDraft its outcome, into
+//! the call's span (opened in `server`); the outcome also travels in the
+//! response's extensions, for the metrics.
 
 mod decode;
 mod encode;
@@ -12,8 +16,9 @@ mod encode;
 use std::future::Future;
 
 use tonic::{Request, Response, Status};
+use tracing::{Instrument, Span, field::display};
 
-use crate::{app::App, error::Error, proto::v1 as pb};
+use crate::{app::App, error::Error, metrics::outcome_name, proto::v1 as pb};
 
 pub use encode::timestamp as encode_timestamp;
 
@@ -35,12 +40,17 @@ impl DraftPublisherApi {
         F: FnOnce(App) -> Fut,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        let task = tokio::spawn(work(self.app.clone()));
+        let task = tokio::spawn(work(self.app.clone()).instrument(Span::current()));
         match task.await {
             Ok(result) => result.map(Response::new).map_err(Status::from),
             Err(join_error) => Err(Error::Internal(join_error.into()).into()),
         }
     }
+}
+
+/// Records one of the call's ids into its span.
+fn record(field: &'static str, id: impl std::fmt::Display) {
+    Span::current().record(field, display(id));
 }
 
 #[tonic::async_trait]
@@ -50,8 +60,10 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         request: Request<pb::CreateDraftRequest>,
     ) -> Result<Response<pb::CreateDraftResponse>, Status> {
         let new = decode::create_draft(request.into_inner())?;
+        record("organization_id", new.organization_id);
         self.run(|app| async move {
             let draft = app.create_draft(new).await?;
+            record("draft_id", draft.id);
             Ok(pb::CreateDraftResponse { draft: Some(encode::draft(draft, app.now())) })
         })
         .await
@@ -62,6 +74,8 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         request: Request<pb::GetDraftRequest>,
     ) -> Result<Response<pb::GetDraftResponse>, Status> {
         let (organization_id, draft_id) = decode::get_draft(request.into_inner())?;
+        record("organization_id", organization_id);
+        record("draft_id", draft_id);
         self.run(move |app| async move {
             let draft = app.get_draft(organization_id, draft_id).await?;
             Ok(pb::GetDraftResponse { draft: Some(encode::draft(draft, app.now())) })
@@ -74,6 +88,8 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         request: Request<pb::UpdateDraftRequest>,
     ) -> Result<Response<pb::UpdateDraftResponse>, Status> {
         let update = decode::update_draft(request.into_inner())?;
+        record("organization_id", update.organization_id);
+        record("draft_id", update.draft_id);
         self.run(|app| async move {
             let draft = app
                 .update_draft(update.organization_id, update.draft_id, update.expected_version, update.patch)
@@ -88,6 +104,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         request: Request<pb::ListDraftsRequest>,
     ) -> Result<Response<pb::ListDraftsResponse>, Status> {
         let listing = decode::list_drafts(request.into_inner())?;
+        record("organization_id", listing.organization_id);
         self.run(|app| async move {
             let page = app
                 .list_drafts(listing.organization_id, listing.filter, listing.page_token, listing.page_size)
@@ -106,23 +123,27 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         request: Request<pb::PublishDraftRequest>,
     ) -> Result<Response<pb::PublishDraftResponse>, Status> {
         let (organization_id, draft_id, publish_at) = decode::publish_draft(request.into_inner())?;
-        self.run(move |app| async move {
-            let publication = app.publish_draft(organization_id, draft_id, publish_at).await?;
-            tracing::info!(
-                draft_id = %draft_id,
-                event_id = %publication.event.id,
-                outcome = ?publication.outcome,
-                "publish"
-            );
-            let now = app.now();
-            Ok(pb::PublishDraftResponse {
-                event_id: publication.event.id.to_string(),
-                already_published: publication.already_published(),
-                event: Some(encode::event(publication.event, now)),
-                draft: Some(encode::draft(publication.draft, now)),
+        record("organization_id", organization_id);
+        record("draft_id", draft_id);
+        let answer = self
+            .run(move |app| async move {
+                let publication = app.publish_draft(organization_id, draft_id, publish_at).await?;
+                record("event_id", publication.event.id);
+                Span::current().record("outcome", outcome_name(publication.outcome));
+                let now = app.now();
+                let answer = pb::PublishDraftResponse {
+                    event_id: publication.event.id.to_string(),
+                    already_published: publication.already_published(),
+                    event: Some(encode::event(publication.event, now)),
+                    draft: Some(encode::draft(publication.draft, now)),
+                };
+                Ok((answer, publication.outcome))
             })
-        })
-        .await
+            .await?;
+        let (answer, outcome) = answer.into_inner();
+        let mut answer = Response::new(answer);
+        answer.extensions_mut().insert(outcome);
+        Ok(answer)
     }
 
     async fn get_event(
@@ -130,6 +151,8 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         request: Request<pb::GetEventRequest>,
     ) -> Result<Response<pb::GetEventResponse>, Status> {
         let (organization_id, event_id) = decode::get_event(request.into_inner())?;
+        record("organization_id", organization_id);
+        record("event_id", event_id);
         self.run(move |app| async move {
             let event = app.get_event(organization_id, event_id).await?;
             Ok(pb::GetEventResponse { event: Some(encode::event(event, app.now())) })

@@ -14,12 +14,15 @@ use draft_publisher::{
     error::ERROR_DOMAIN,
     prepare_database,
     proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
-    server::{self, ServerSettings},
+    server::{self, Listeners, ServerSettings},
     store::PoolSettings,
 };
 use sqlx::{Connection, PgPool};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tonic_types::{ErrorDetails, StatusExt};
 
 pub type Client = DraftPublisherClient<Channel>;
@@ -109,6 +112,8 @@ impl Clock for TestClock {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The plain-HTTP listener serving `/metrics`.
+    pub metrics_addr: SocketAddr,
     pub client: Client,
     pub clock: Arc<TestClock>,
     /// A pool of the test's own on the test database, for SQL checks.
@@ -124,16 +129,30 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: ServerSettings) -> TestApp {
+    spawn_app_with_pool(PoolSettings::default(), settings).await
+}
+
+pub async fn spawn_app_with_pool(pool: PoolSettings, settings: ServerSettings) -> TestApp {
     init_logging();
     let database = TestDatabase::new();
-    let store =
-        prepare_database(&database.url, &PoolSettings::default()).await.expect("test database prepared");
+    let store = prepare_database(&database.url, &pool).await.expect("test database prepared");
     let clock = Arc::new(TestClock::default());
     let app = App::new(store, clock.clone());
-    let (addr, shutdown, server) = spawn_server(app, settings).await;
+    let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let metrics_addr = metrics.local_addr().unwrap();
+    let (addr, shutdown, server) = spawn_server_with_metrics(app, settings, Some(metrics)).await;
     let db = PgPool::connect(&database.url).await.expect("test pool");
     let client = connect(addr).await;
-    TestApp { addr, client, clock, db, shutdown: Some(shutdown), server: Some(server), _database: database }
+    TestApp {
+        addr,
+        metrics_addr,
+        client,
+        clock,
+        db,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _database: database,
+    }
 }
 
 /// Starts the real server on a free port of 127.0.0.1.
@@ -141,10 +160,18 @@ pub async fn spawn_server(
     app: App,
     settings: ServerSettings,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
+    spawn_server_with_metrics(app, settings, None).await
+}
+
+async fn spawn_server_with_metrics(
+    app: App,
+    settings: ServerSettings,
+    metrics: Option<TcpListener>,
+) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
+    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let addr = grpc.local_addr().unwrap();
     let (shutdown, signal) = oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listener, app, settings, async {
+    let server = tokio::spawn(server::serve(Listeners { grpc, metrics }, app, settings, async {
         let _ = signal.await;
     }));
     (addr, shutdown, server)
@@ -162,6 +189,13 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .connect()
         .await
         .expect("connect to the test server")
+}
+
+/// What health Check answers for `service`.
+pub async fn health_status(addr: SocketAddr, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(channel(addr).await);
+    let request = HealthCheckRequest { service: service.to_owned() };
+    health.check(request).await.unwrap().into_inner().status()
 }
 
 impl TestApp {
@@ -230,6 +264,65 @@ impl TestApp {
 
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.expect(sql)
+    }
+
+    /// Starts a PublishDraft of `draft` on a task of its own.
+    pub fn publish_in_background(
+        &self,
+        draft: &pb::Draft,
+    ) -> JoinHandle<Result<pb::PublishDraftResponse, Status>> {
+        let (organization_id, draft_id) = (draft.organization_id.clone(), draft.id.clone());
+        let mut client = self.client.clone();
+        tokio::spawn(async move {
+            let request = pb::PublishDraftRequest { organization_id, draft_id, publish_at: None };
+            client.publish_draft(request).await.map(|r| r.into_inner())
+        })
+    }
+
+    /// Locks the draft's row in a transaction of the test's own, so that
+    /// calls writing it wait until the transaction ends.
+    pub async fn hold_draft(&self, draft_id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut blocker = self.db.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM drafts WHERE id = $1::uuid FOR UPDATE")
+            .bind(draft_id)
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        blocker
+    }
+
+    /// Publishes the draft in a transaction of the test's own, left open: its
+    /// event holds the draft's slot in the one-event-per-draft index, so a
+    /// concurrent PublishDraft waits and then loses on the constraint once
+    /// the transaction commits. Returns the transaction and the event's id.
+    pub async fn rival_publish(
+        &self,
+        draft_id: &str,
+    ) -> (sqlx::Transaction<'static, sqlx::Postgres>, uuid::Uuid) {
+        let draft_id = uuid::Uuid::parse_str(draft_id).unwrap();
+        let event_id = uuid::Uuid::now_v7();
+        let mut rival = self.db.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO events (id, organization_id, draft_id, title, description, location,
+                                 starts_at, ends_at, publish_time, create_time)
+             SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now()
+             FROM drafts WHERE id = $2",
+        )
+        .bind(event_id)
+        .bind(draft_id)
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+        sqlx::query(
+            "UPDATE drafts SET status = 'published', event_id = $1, publish_time = now(), version = version + 1
+             WHERE id = $2",
+        )
+        .bind(event_id)
+        .bind(draft_id)
+        .execute(&mut *rival)
+        .await
+        .unwrap();
+        (rival, event_id)
     }
 }
 

@@ -5,11 +5,18 @@ mod helpers;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod auth;
+mod configuration;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
+mod limits;
 mod list_drafts;
+mod logs;
+mod metrics;
 mod publish_draft;
 mod races;
 mod server;
+mod tenant_isolation;
+mod tls;
 mod update_draft;

@@ -118,27 +118,9 @@ async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event()
     let app = spawn_app().await;
     let org = new_id();
     let draft = app.complete_draft(&org).await;
-    let draft_id = uuid::Uuid::parse_str(&draft.id).unwrap();
-    let winner_event = uuid::Uuid::now_v7();
-
     // Another publisher, mid-transaction: its event row holds the draft's
     // slot in the one-event-per-draft index until it commits.
-    let mut winner = app.db.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO events (id, organization_id, draft_id, title, description, location, starts_at, ends_at, publish_time, create_time)
-         SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now() FROM drafts WHERE id = $2",
-    )
-    .bind(winner_event)
-    .bind(draft_id)
-    .execute(&mut *winner)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE drafts SET status = 'published', event_id = $1, publish_time = now(), version = version + 1 WHERE id = $2")
-        .bind(winner_event)
-        .bind(draft_id)
-        .execute(&mut *winner)
-        .await
-        .unwrap();
+    let (winner, winner_event) = app.rival_publish(&draft.id).await;
 
     let loser = {
         let (org, draft_id, mut client) = (org.clone(), draft.id.clone(), connect(app.addr).await);

@@ -23,12 +23,6 @@ use crate::helpers::*;
 
 const SERVICE: &str = "draftpublisher.v1.DraftPublisher";
 
-async fn health_status(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
-    let mut health = HealthClient::new(channel(addr).await);
-    let request = HealthCheckRequest { service: service.to_owned() };
-    health.check(request).await.unwrap().into_inner().status()
-}
-
 /// Polls health until it reports `wanted`, for at most `within`.
 async fn until_health(addr: std::net::SocketAddr, wanted: ServingStatus, within: Duration) -> Duration {
     let started = Instant::now();
@@ -132,21 +126,8 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
     until_health(app.addr, ServingStatus::Serving, Duration::from_secs(5)).await;
 
     // Hold the draft's row so that a publish stays in flight.
-    let mut blocker = app.db.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM drafts WHERE id = $1::uuid FOR UPDATE")
-        .bind(&draft.id)
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
-    let in_flight = {
-        let request = pb::PublishDraftRequest {
-            organization_id: draft.organization_id.clone(),
-            draft_id: draft.id.clone(),
-            publish_at: None,
-        };
-        let mut client = app.client.clone();
-        tokio::spawn(async move { client.publish_draft(request).await })
-    };
+    let blocker = app.hold_draft(&draft.id).await;
+    let in_flight = app.publish_in_background(&draft);
     app.until_a_call_waits_on_a_lock().await;
 
     app.begin_shutdown();
@@ -160,11 +141,35 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
     drop(watch);
     blocker.commit().await.unwrap();
 
-    let answer = in_flight.await.unwrap().expect("the call in flight finishes OK").into_inner();
+    let answer = in_flight.await.unwrap().expect("the call in flight finishes OK");
     assert!(!answer.already_published);
     app.stopped().await.expect("serve returns Ok");
     assert!(channel_refused(app.addr).await, "no new connections after shutdown");
     assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+#[tokio::test]
+async fn open_health_watches_end_at_shutdown_instead_of_holding_it_for_the_grace_period() {
+    let settings = ServerSettings { shutdown_grace: Duration::from_secs(600), ..ServerSettings::default() };
+    let mut app = spawn_app_with(settings).await;
+    let mut watch = HealthClient::new(channel(app.addr).await)
+        .watch(HealthCheckRequest { service: SERVICE.to_owned() })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.next().await.expect("the current status").unwrap();
+
+    app.begin_shutdown();
+    let mut last = None;
+    let streamed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(answer) = watch.next().await {
+            last = Some(answer.expect("the stream ends cleanly").status());
+        }
+    });
+
+    streamed.await.expect("the Watch stream ended at shutdown");
+    assert_eq!(last, Some(ServingStatus::NotServing));
+    app.stopped().await.expect("serve returns Ok long before the grace period");
 }
 
 async fn channel_refused(addr: std::net::SocketAddr) -> bool {

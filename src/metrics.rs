@@ -1,0 +1,154 @@
+//! Prometheus metrics: what each server counts, and the plain-HTTP listener
+//! that serves them on `/metrics` (separate from gRPC, off unless configured).
+//!
+//! Each server has a registry of its own rather than the process-global one,
+//! so that servers sharing a process (tests) count only their own calls.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tonic::Code;
+
+use crate::app::PublishOutcome;
+
+/// The metrics of one server; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    calls: IntCounterVec,
+    call_seconds: HistogramVec,
+    publishes: IntCounterVec,
+    pool_connections: IntGaugeVec,
+    pool_max_connections: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let calls = IntCounterVec::new(
+            Opts::new("draftpublisher_grpc_calls_total", "gRPC calls answered, by method and status code"),
+            &["method", "code"],
+        )
+        .expect("valid metric");
+        let call_seconds = HistogramVec::new(
+            HistogramOpts::new("draftpublisher_grpc_call_duration_seconds", "Time to answer a gRPC call")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["method"],
+        )
+        .expect("valid metric");
+        let publishes = IntCounterVec::new(
+            Opts::new(
+                "draftpublisher_publish_outcomes_total",
+                "Successful PublishDraft calls: created, already_published (read as published), \
+                 lost_race (already published, learnt from the unique violation)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let pool_connections = IntGaugeVec::new(
+            Opts::new("draftpublisher_db_pool_connections", "Open database connections, by state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        let pool_max_connections =
+            IntGauge::new("draftpublisher_db_pool_max_connections", "Configured size limit of the pool")
+                .expect("valid metric");
+        let registry = Registry::new();
+        for collector in [
+            Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(call_seconds.clone()),
+            Box::new(publishes.clone()),
+            Box::new(pool_connections.clone()),
+            Box::new(pool_max_connections.clone()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        let inner =
+            Inner { registry, calls, call_seconds, publishes, pool_connections, pool_max_connections };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn observe_call(&self, method: &str, code: Code, elapsed: Duration) {
+        self.inner.calls.with_label_values(&[method, code_name(code)]).inc();
+        self.inner.call_seconds.with_label_values(&[method]).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_publish(&self, outcome: PublishOutcome) {
+        self.inner.publishes.with_label_values(&[outcome_name(outcome)]).inc();
+    }
+
+    /// The text exposition format, with the pool's gauges read now.
+    pub fn render(&self, pool: &PgPool) -> String {
+        let open = i64::from(pool.size());
+        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX).min(open);
+        self.inner.pool_connections.with_label_values(&["idle"]).set(idle);
+        self.inner.pool_connections.with_label_values(&["in_use"]).set(open - idle);
+        self.inner.pool_max_connections.set(i64::from(pool.options().get_max_connections()));
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&self.inner.registry.gather(), &mut text).expect("text encoding");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+pub fn outcome_name(outcome: PublishOutcome) -> &'static str {
+    match outcome {
+        PublishOutcome::Created => "created",
+        PublishOutcome::AlreadyPublished => "already_published",
+        PublishOutcome::LostRace => "lost_race",
+    }
+}
+
+/// The status code's name as in the gRPC specification.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+async fn scrape(State((metrics, pool)): State<(Metrics, PgPool)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(&pool))
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Metrics,
+    pool: PgPool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local_addr = listener.local_addr().context("reading the metrics address")?;
+    tracing::info!(%local_addr, "serving metrics on /metrics");
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, pool));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
+}

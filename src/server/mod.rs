@@ -1,0 +1,202 @@
+//! Assembles the gRPC server — the DraftPublisher service, health and
+//! reflection, behind authentication, limits and TLS, each call observed —
+//! and runs it (with the metrics listener, when configured) until shutdown,
+//! then drains the calls in flight for at most the grace period.
+//!
+//! `limits`, `observe` and `tls` hold the parts; this file only wires them.
+
+mod limits;
+mod observe;
+mod tls;
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context;
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::interceptor::InterceptedService, transport::Server};
+use tonic_health::ServingStatus;
+
+pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
+use self::{limits::CallLimitsLayer, observe::ObserveLayer};
+use crate::{
+    api::DraftPublisherApi,
+    app::App,
+    auth::{Authenticator, BearerTokens},
+    health,
+    metrics::Metrics,
+    proto::v1 as pb,
+};
+
+/// How the server treats connections and shutdown.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// How long calls in flight may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Largest request accepted; larger ones are rejected unread.
+    pub max_message_size: usize,
+    /// How often the database is probed for health.
+    pub health_probe_interval: Duration,
+    /// Calls to the service and reflection must carry one of these; health
+    /// stays open for probes. `None`: no authentication.
+    pub auth: Option<BearerTokens>,
+    /// Longest a call may take before it is answered DEADLINE_EXCEEDED.
+    pub request_timeout: Duration,
+    /// Calls in flight beyond this are refused at once (UNAVAILABLE,
+    /// `OVERLOADED`) rather than queued. Health checks are not counted.
+    pub max_concurrent_calls: usize,
+    /// How often an HTTP/2 PING checks that an idle connection's peer is alive.
+    pub http2_keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// TLS (and mutual TLS) for the gRPC listener; `None`: plaintext.
+    pub tls: Option<TlsSettings>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(10),
+            max_message_size: 1024 * 1024,
+            health_probe_interval: Duration::from_millis(500),
+            auth: None,
+            request_timeout: Duration::from_secs(15),
+            max_concurrent_calls: 256,
+            http2_keepalive_interval: Duration::from_secs(60),
+            http2_keepalive_timeout: Duration::from_secs(20),
+            tls: None,
+        }
+    }
+}
+
+/// Reflection knows the service, health, and the `google.rpc` error details,
+/// so that grpcurl can also decode `ErrorInfo` and `BadRequest` in errors.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Where the server listens: gRPC, and `/metrics` when configured.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(grpc: TcpListener) -> Self {
+        Self { grpc, metrics: None }
+    }
+}
+
+/// Serves until `shutdown` resolves. Health turns NOT_SERVING at once, new
+/// connections are refused, and calls in flight get `shutdown_grace` to
+/// finish; the function returns when they have (or when the grace period
+/// runs out, with a warning).
+pub async fn serve(
+    listeners: impl Into<Listeners>,
+    app: App,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Listeners { grpc: listener, metrics: metrics_listener } = listeners.into();
+    let local_addr = listener.local_addr().context("reading the listen address")?;
+    let transport = builder(&settings)?;
+    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    health::report(&reporter, ServingStatus::NotServing).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let probe = tokio::spawn(health::probe_database(
+        reporter.clone(),
+        app.store().clone(),
+        settings.health_probe_interval,
+        stop_rx,
+    ));
+    let metrics = Metrics::new();
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|listener| {
+        let stopped = async {
+            let _ = metrics_stopped.await;
+        };
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().pool().clone(), stopped))
+    });
+
+    let (draining_tx, mut draining_rx) = watch::channel(false);
+    let on_shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: refusing new calls, draining calls in flight");
+        health::report(&reporter, ServingStatus::NotServing).await;
+        // The probe has the last word: NOT_SERVING, then the end of Watch streams.
+        let _ = stop_tx.send(true);
+        let _ = draining_tx.send(true);
+    };
+
+    tracing::info!(
+        %local_addr,
+        tls = settings.tls.is_some(),
+        mutual_tls = settings.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
+        authentication = settings.auth.is_some(),
+        "serving gRPC"
+    );
+    let auth = Authenticator::new(settings.auth.clone());
+    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
+        .max_decoding_message_size(settings.max_message_size);
+    let server = transport
+        // The first layer is the outermost: it observes what the limits refuse.
+        .layer(ObserveLayer::new(metrics))
+        .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
+        .add_service(health_service)
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
+        .add_service(InterceptedService::new(publisher, auth))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+    tokio::pin!(server);
+
+    let grace_over = async {
+        while !*draining_rx.borrow_and_update() {
+            if draining_rx.changed().await.is_err() {
+                // The shutdown future was dropped: the server has stopped.
+                std::future::pending::<()>().await;
+            }
+        }
+        tokio::time::sleep(settings.shutdown_grace).await;
+    };
+    let served = tokio::select! {
+        result = &mut server => result.context("serving gRPC"),
+        () = grace_over => {
+            tracing::warn!(
+                grace = ?settings.shutdown_grace,
+                "calls still in flight after the grace period; stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    // The probe stops with the shutdown signal, which the server drops when
+    // it ends for any reason; the metrics listener stops last.
+    let _ = probe.await;
+    let _ = metrics_stop.send(());
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.await.context("metrics listener task")??;
+    }
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The transport: HTTP/2 keepalive and TLS.
+fn builder(settings: &ServerSettings) -> anyhow::Result<Server> {
+    let builder = Server::builder()
+        .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout));
+    match &settings.tls {
+        Some(tls) => builder.tls_config(tls.server_config()).context("configuring TLS"),
+        None => Ok(builder),
+    }
+}

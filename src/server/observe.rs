@@ -1,0 +1,140 @@
+//! Observes every call, outermost of all layers so that it also sees calls
+//! refused by authentication or the limits: one tracing span per call, and
+//! the call metrics.
+//!
+//! The span carries `method`, `code` and `latency_ms`, recorded here, and
+//! `organization_id`, `draft_id`, `event_id` and `outcome`, which the
+//! handlers record into it (see `api`). One `call finished` event closes it.
+//!
+//! The status code is read from the answer's headers: a unary call that fails
+//! is answered with its status there ("trailers-only"), one that succeeds is
+//! OK. For a stream (health Watch, reflection) code and latency describe how
+//! it started.
+
+use std::{
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use tonic::{
+    Code, Status,
+    body::Body,
+    codegen::{BoxFuture, http},
+};
+use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty};
+
+use crate::{
+    app::PublishOutcome,
+    metrics::{Metrics, code_name},
+};
+
+/// Every method the server serves; any other path is labelled `unknown`, so
+/// that callers cannot create metric series at will.
+const METHODS: [&str; 10] = [
+    "/draftpublisher.v1.DraftPublisher/CreateDraft",
+    "/draftpublisher.v1.DraftPublisher/GetDraft",
+    "/draftpublisher.v1.DraftPublisher/UpdateDraft",
+    "/draftpublisher.v1.DraftPublisher/ListDrafts",
+    "/draftpublisher.v1.DraftPublisher/PublishDraft",
+    "/draftpublisher.v1.DraftPublisher/GetEvent",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+fn method_label(path: &str) -> &'static str {
+    METHODS.iter().find(|m| **m == path).copied().unwrap_or("unknown")
+}
+
+#[derive(Clone)]
+pub struct ObserveLayer {
+    metrics: Metrics,
+}
+
+impl ObserveLayer {
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner, metrics: self.metrics.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+fn status_code<B>(response: &http::Response<B>) -> Code {
+    match response.headers().get(Status::GRPC_STATUS) {
+        Some(code) => Code::from_bytes(code.as_bytes()),
+        None => Code::Ok,
+    }
+}
+
+impl<S> Service<http::Request<Body>> for Observe<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let method = method_label(request.uri().path());
+        let span = tracing::info_span!(
+            "grpc",
+            method = request.uri().path(),
+            organization_id = Empty,
+            draft_id = Empty,
+            event_id = Empty,
+            outcome = Empty,
+            code = Empty,
+            latency_ms = Empty,
+        );
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        let started = Instant::now();
+        let answer = span.in_scope(|| inner.call(request));
+        Box::pin(
+            async move {
+                let answer = answer.await;
+                let elapsed = started.elapsed();
+                // An error here is a transport failure: hyper resets the stream.
+                let code = answer.as_ref().map_or(Code::Unknown, status_code);
+                metrics.observe_call(method, code, elapsed);
+                if let Some(outcome) =
+                    answer.as_ref().ok().and_then(|a| a.extensions().get::<PublishOutcome>())
+                {
+                    metrics.observe_publish(*outcome);
+                }
+                let span = tracing::Span::current();
+                span.record("code", code_name(code));
+                // Microsecond precision, without binary noise in the printed value.
+                span.record("latency_ms", (elapsed.as_secs_f64() * 1e6).round() / 1e3);
+                if method.starts_with("/grpc.health.") {
+                    tracing::debug!("call finished");
+                } else {
+                    tracing::info!("call finished");
+                }
+                answer
+            }
+            .instrument(span),
+        )
+    }
+}

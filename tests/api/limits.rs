@@ -1,0 +1,119 @@
+//! The server's limits: request timeout, concurrency limit with load
+//! shedding, and HTTP/2 keepalive. (The message size limit is in `server`.)
+
+use std::time::Duration;
+
+use draft_publisher::{proto::v1 as pb, server::ServerSettings};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_still_completes() {
+    let settings =
+        ServerSettings { request_timeout: Duration::from_millis(300), ..ServerSettings::default() };
+    let app = spawn_app_with(settings).await;
+    let draft = app.complete_draft(&new_id()).await;
+    let blocker = app.hold_draft(&draft.id).await;
+
+    let status = app.publish(&draft.organization_id, &draft.id).await.unwrap_err();
+
+    assert_error(&status, Code::DeadlineExceeded, "REQUEST_TIMEOUT");
+    assert!(status.message().contains("300ms"), "{status:?}");
+    // The publish was not cut half-way: still waiting for the row, it
+    // completes once the row is free.
+    app.until_a_call_waits_on_a_lock().await;
+    blocker.commit().await.unwrap();
+    let again = app.publish(&draft.organization_id, &draft.id).await.expect("publish answers");
+    assert!(again.already_published, "the timed-out call published the draft");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
+    let settings = ServerSettings { max_concurrent_calls: 1, ..ServerSettings::default() };
+    let app = spawn_app_with(settings).await;
+    let draft = app.complete_draft(&new_id()).await;
+    let blocker = app.hold_draft(&draft.id).await;
+    let in_flight = app.publish_in_background(&draft);
+    app.until_a_call_waits_on_a_lock().await;
+
+    // The only permit is held until the blocker lets go: a queue would make
+    // these calls wait for it; shedding answers them now.
+    let flood: Vec<_> = (0..20)
+        .map(|_| {
+            let mut client = app.client.clone();
+            let request = pb::GetDraftRequest {
+                organization_id: draft.organization_id.clone(),
+                draft_id: draft.id.clone(),
+            };
+            tokio::spawn(async move { client.get_draft(request).await })
+        })
+        .collect();
+    for call in flood {
+        let status = call.await.unwrap().unwrap_err();
+        assert_error(&status, Code::Unavailable, "OVERLOADED");
+    }
+    let mut health = HealthClient::new(channel(app.addr).await);
+    health.check(HealthCheckRequest { service: String::new() }).await.expect("health is never shed");
+
+    blocker.commit().await.unwrap();
+    in_flight.await.unwrap().expect("the call within the limit finishes");
+    app.client
+        .clone()
+        .get_draft(pb::GetDraftRequest { organization_id: draft.organization_id, draft_id: draft.id })
+        .await
+        .expect("served again once calls finished");
+}
+
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_PING: u8 = 0x6;
+const FLAG_ACK: u8 = 0x1;
+
+/// Reads HTTP/2 frames until the server closes the connection, answering
+/// nothing; returns the (type, flags) of each frame.
+async fn frames_until_closed(mut connection: TcpStream) -> Vec<(u8, u8)> {
+    let mut frames = Vec::new();
+    let mut header = [0u8; 9];
+    loop {
+        if connection.read_exact(&mut header).await.is_err() {
+            return frames;
+        }
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        if connection.read_exact(&mut payload).await.is_err() {
+            return frames;
+        }
+        frames.push((header[3], header[4]));
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_ignores_keepalive_pings_is_disconnected() {
+    let settings = ServerSettings {
+        http2_keepalive_interval: Duration::from_millis(200),
+        http2_keepalive_timeout: Duration::from_millis(200),
+        ..ServerSettings::default()
+    };
+    let app = spawn_app_with(settings).await;
+
+    let mut connection = TcpStream::connect(app.addr).await.unwrap();
+    connection.write_all(HTTP2_PREFACE).await.unwrap();
+    connection.write_all(&[0, 0, 0, FRAME_SETTINGS, 0, 0, 0, 0, 0]).await.unwrap();
+    let frames = tokio::time::timeout(Duration::from_secs(60), frames_until_closed(connection))
+        .await
+        .expect("the server closed the silent connection");
+
+    assert!(
+        frames.iter().any(|&(kind, flags)| kind == FRAME_PING && flags & FLAG_ACK == 0),
+        "no keepalive PING before the connection closed: {frames:?}"
+    );
+    // A live client answers the PINGs and keeps being served.
+    app.complete_draft(&new_id()).await;
+}

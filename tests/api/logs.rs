@@ -1,0 +1,101 @@
+//! Structured logs: one span per call with its ids, outcome, status code and
+//! latency, as JSON lines; bearer tokens never appear.
+//!
+//! The subscriber is the test thread's own default, and the server runs on
+//! the test's single-threaded runtime, so every line of these calls is
+//! captured here and no other test's lines are.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use draft_publisher::{auth::BearerTokens, proto::v1 as pb, server::ServerSettings};
+use serde_json::Value;
+use tonic::{Request, metadata::MetadataValue};
+
+use crate::helpers::*;
+
+const TOKEN: &str = "never-log-me-5f1c";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The span of each `call finished` line.
+    fn finished_calls(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+            .filter(|line| line["fields"]["message"] == "call finished")
+            .map(|line| line["span"].clone())
+            .collect()
+    }
+}
+
+fn with_token<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+#[tokio::test]
+async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_token() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter("info")
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let settings = ServerSettings { auth: BearerTokens::new([TOKEN]), ..ServerSettings::default() };
+    let app = spawn_app_with(settings).await;
+    let org = new_id();
+    let mut client = app.client.clone();
+
+    let draft = client.create_draft(with_token(complete_draft_request(&org))).await.unwrap().into_inner();
+    let draft = draft.draft.unwrap();
+    let publish = pb::PublishDraftRequest {
+        organization_id: org.clone(),
+        draft_id: draft.id.clone(),
+        publish_at: None,
+    };
+    let published = client.publish_draft(with_token(publish.clone())).await.unwrap().into_inner();
+    client.publish_draft(publish).await.unwrap_err();
+
+    let calls = logs.finished_calls();
+    assert_eq!(calls.len(), 3, "{}", logs.text());
+    let create = &calls[0];
+    assert_eq!(create["method"], "/draftpublisher.v1.DraftPublisher/CreateDraft");
+    assert_eq!(create["organization_id"], org.as_str());
+    assert_eq!(create["draft_id"], draft.id.as_str());
+    assert_eq!(create["code"], "OK");
+    let publish = &calls[1];
+    assert_eq!(publish["method"], "/draftpublisher.v1.DraftPublisher/PublishDraft");
+    assert_eq!(publish["organization_id"], org.as_str());
+    assert_eq!(publish["draft_id"], draft.id.as_str());
+    assert_eq!(publish["event_id"], published.event_id.as_str());
+    assert_eq!(publish["outcome"], "created");
+    assert_eq!(publish["code"], "OK");
+    assert!(publish["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{publish}");
+    assert_eq!(calls[2]["code"], "UNAUTHENTICATED");
+    assert!(!logs.text().contains(TOKEN), "a token was logged");
+}

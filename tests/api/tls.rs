@@ -1,0 +1,150 @@
+//! TLS and mutual TLS on the gRPC listener, with certificates generated for
+//! each test: a CA, a server certificate for localhost and 127.0.0.1, and
+//! client certificates from that CA and from an unrelated one.
+
+use std::{net::SocketAddr, time::Duration};
+
+use draft_publisher::{
+    app::App,
+    prepare_database,
+    proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
+    server::{ServerSettings, TLS_HANDSHAKE_TIMEOUT, TlsSettings},
+    store::PoolSettings,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use tokio::{io::AsyncReadExt, sync::oneshot, task::JoinHandle};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::helpers::*;
+
+type Ca = CertifiedIssuer<'static, KeyPair>;
+
+fn certificate_authority(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A certificate and its private key, both PEM.
+struct Leaf {
+    certificate: String,
+    private_key: String,
+}
+
+fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    params.extended_key_usages = vec![usage];
+    let key = KeyPair::generate().unwrap();
+    let certificate = params.signed_by(&key, ca).unwrap();
+    Leaf { certificate: certificate.pem(), private_key: key.serialize_pem() }
+}
+
+struct TlsApp {
+    addr: SocketAddr,
+    _shutdown: oneshot::Sender<()>,
+    _server: JoinHandle<anyhow::Result<()>>,
+    _database: TestDatabase,
+}
+
+/// The real server with TLS; with `client_ca`, mutual TLS against it.
+async fn spawn_tls_app(server: &Leaf, client_ca: Option<&Ca>) -> TlsApp {
+    spawn_tls_app_with(server, client_ca, TLS_HANDSHAKE_TIMEOUT).await
+}
+
+async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TlsApp {
+    let database = TestDatabase::new();
+    let store = prepare_database(&database.url, &PoolSettings::default()).await.unwrap();
+    let tls = TlsSettings {
+        certificate_chain_pem: server.certificate.clone().into_bytes(),
+        private_key_pem: server.private_key.clone().into_bytes(),
+        client_ca_pem: client_ca.map(|ca| ca.pem().into_bytes()),
+        handshake_timeout,
+    };
+    let settings = ServerSettings { tls: Some(tls), ..ServerSettings::default() };
+    let app = App::new(store, std::sync::Arc::new(draft_publisher::domain::SystemClock));
+    let (addr, shutdown, server) = spawn_server(app, settings).await;
+    TlsApp { addr, _shutdown: shutdown, _server: server, _database: database }
+}
+
+fn server_certificate(ca: &Ca) -> Leaf {
+    leaf(ca, &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth)
+}
+
+fn tls_endpoint(addr: SocketAddr, trusted: &Ca, identity: Option<&Leaf>) -> Endpoint {
+    let mut tls =
+        ClientTlsConfig::new().domain_name("localhost").ca_certificate(Certificate::from_pem(trusted.pem()));
+    if let Some(client) = identity {
+        tls = tls.identity(Identity::from_pem(&client.certificate, &client.private_key));
+    }
+    Endpoint::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap()
+}
+
+/// Creates a draft over `endpoint`; the error says where it failed.
+async fn create_draft_over(endpoint: Endpoint) -> Result<pb::Draft, String> {
+    let channel = endpoint
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e:?}"))?;
+    DraftPublisherClient::new(channel)
+        .create_draft(complete_draft_request(&new_id()))
+        .await
+        .map(|answer| answer.into_inner().draft.unwrap())
+        .map_err(|status| format!("call: {status:?}"))
+}
+
+#[tokio::test]
+async fn tls_serves_clients_that_trust_its_ca_and_refuses_plaintext() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let app = spawn_tls_app(&server_certificate(&ca), None).await;
+
+    let plaintext = Endpoint::from_shared(format!("http://{}", app.addr)).unwrap();
+    let refused = create_draft_over(plaintext).await;
+    let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
+
+    assert!(refused.is_err(), "plaintext was served: {refused:?}");
+    assert_eq!(served.expect("TLS client served").version, 1);
+}
+
+#[tokio::test]
+async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let other_ca = certificate_authority("Some other CA");
+    let app = spawn_tls_app(&server_certificate(&ca), Some(&ca)).await;
+    let client = leaf(&ca, &["billing-service"], ExtendedKeyUsagePurpose::ClientAuth);
+    let stranger = leaf(&other_ca, &["billing-service"], ExtendedKeyUsagePurpose::ClientAuth);
+
+    let without_certificate = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
+    let foreign_certificate = create_draft_over(tls_endpoint(app.addr, &ca, Some(&stranger))).await;
+    let valid_certificate = create_draft_over(tls_endpoint(app.addr, &ca, Some(&client))).await;
+
+    // The handshake itself refuses them, with the TLS alert that says why.
+    let refusal = without_certificate.expect_err("served without a client certificate");
+    assert!(refusal.contains("CertificateRequired"), "{refusal}");
+    let refusal = foreign_certificate.expect_err("served a certificate from another CA");
+    assert!(refusal.contains("UnknownCA"), "{refusal}");
+    assert_eq!(valid_certificate.expect("client with a valid certificate served").version, 1);
+}
+
+#[tokio::test]
+async fn a_peer_that_stalls_the_tls_handshake_is_disconnected() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let app = spawn_tls_app_with(&server_certificate(&ca), None, Duration::from_millis(200)).await;
+
+    // Connected, but never sends a ClientHello.
+    let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buffer)).await;
+
+    let closed = matches!(read, Ok(Ok(0)) | Ok(Err(_)));
+    assert!(closed, "the stalled connection stayed open: {read:?}");
+    let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
+    assert_eq!(served.expect("others are still served").version, 1);
+}
