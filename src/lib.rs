@@ -16,11 +16,14 @@
 //! - [`error`]: the one error type and its mapping to gRPC statuses with rich
 //!   error details.
 //! - [`health`], [`shutdown`], [`telemetry`]: operations.
+//! - [`audit`]: the `audit` command, which checks the invariants on a live
+//!   database.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(&database_url, args).await,
+        Command::Audit => audit::run(&database_url).await,
     }
 }
 

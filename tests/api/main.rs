@@ -5,6 +5,7 @@ mod helpers;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod audit;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
