@@ -9,6 +9,7 @@ mod audit;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
+mod hostile_input;
 mod list_drafts;
 mod publish_draft;
 mod races;
