@@ -6,6 +6,7 @@
 //! publish either happens whole or not at all, and connections go back to
 //! the pool clean.
 
+pub mod codec;
 mod decode;
 mod encode;
 

@@ -11,6 +11,7 @@ mod database_outage;
 mod get_draft_and_event;
 mod hostile_input;
 mod list_drafts;
+mod malformed_messages;
 mod publish_draft;
 mod races;
 mod server;
