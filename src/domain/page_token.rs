@@ -168,3 +168,85 @@ mod tests {
         assert_eq!(PageSize::parse(-1).unwrap_err().field, "page_size");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn filters() -> impl Strategy<Value = StatusFilter> {
+        (0u8..4).prop_map(|code| filter_from_code(code).unwrap())
+    }
+
+    /// Any instant a draft can have been created at, to the microsecond.
+    fn instants() -> impl Strategy<Value = Timestamp> {
+        (-62_135_596_800i64..=253_402_300_799, 0i32..1_000_000)
+            .prop_map(|(seconds, micros)| Timestamp::from_unix("t", seconds, micros * 1_000).unwrap())
+    }
+
+    fn tokens() -> impl Strategy<Value = PageToken> {
+        (any::<u128>(), filters(), instants(), any::<u128>()).prop_map(|(org, filter, create_time, draft)| {
+            PageToken {
+                organization_id: OrganizationId::from_uuid(Uuid::from_u128(org)),
+                filter,
+                after: Cursor { create_time, draft_id: DraftId::from_uuid(Uuid::from_u128(draft)) },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn valid_tokens_round_trip(token in tokens()) {
+            let encoded = token.encode();
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            prop_assert_eq!(PageToken::decode(&encoded), Ok(token));
+        }
+
+        #[test]
+        fn any_text_decodes_without_panicking(text in any::<String>()) {
+            let _ = PageToken::decode(&text);
+        }
+
+        #[test]
+        fn random_bytes_of_any_length_are_rejected(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            // Without the checksum's 2^-64 luck, random bytes never decode.
+            prop_assert!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)).is_err());
+        }
+
+        #[test]
+        fn tampered_tokens_are_rejected(
+            token in tokens(),
+            position in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let mut bytes = URL_SAFE_NO_PAD.decode(token.encode()).unwrap();
+            let i = position.index(bytes.len());
+            bytes[i] ^= flip;
+            prop_assert!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)).is_err());
+        }
+
+        #[test]
+        fn truncated_or_extended_tokens_are_rejected(token in tokens(), cut in 1usize..50, extra in ".{1,8}") {
+            let encoded = token.encode();
+            let cut = cut.min(encoded.len());
+            prop_assert!(PageToken::decode(&encoded[..encoded.len() - cut]).is_err());
+            let extended = format!("{encoded}{extra}");
+            prop_assert!(PageToken::decode(&extended).is_err());
+        }
+
+        #[test]
+        fn page_size_is_bounded_or_refused(requested in any::<i32>()) {
+            match PageSize::parse(requested) {
+                Ok(size) => {
+                    prop_assert!(requested >= 0);
+                    prop_assert!((1..=PageSize::MAX).contains(&size.get()));
+                }
+                Err(violation) => {
+                    prop_assert!(requested < 0);
+                    prop_assert_eq!(violation.field, "page_size");
+                }
+            }
+        }
+    }
+}
