@@ -7,7 +7,7 @@
 //! the pool clean.
 
 pub mod codec;
-mod decode;
+pub mod decode;
 mod encode;
 
 use std::future::Future;
