@@ -13,6 +13,25 @@ use crate::{
     proto::v1 as pb,
 };
 
+/// Every request field a violation may name, spelled as in the proto.
+pub const REQUEST_FIELDS: [&str; 15] = [
+    "organization_id",
+    "request_id",
+    "title",
+    "description",
+    "location",
+    "starts_at",
+    "ends_at",
+    "draft_id",
+    "update_mask",
+    "expected_version",
+    "page_size",
+    "page_token",
+    "status",
+    "publish_at",
+    "event_id",
+];
+
 fn timestamp(
     field: &'static str,
     value: Option<prost_types::Timestamp>,
@@ -201,25 +220,6 @@ mod properties {
 
     use super::*;
 
-    /// Request field names, as the BadRequest details must spell them.
-    const FIELDS: [&str; 15] = [
-        "organization_id",
-        "request_id",
-        "title",
-        "description",
-        "location",
-        "starts_at",
-        "ends_at",
-        "draft_id",
-        "update_mask",
-        "expected_version",
-        "page_size",
-        "page_token",
-        "status",
-        "publish_at",
-        "event_id",
-    ];
-
     /// Mostly plausible text, sometimes anything at all.
     fn text() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -244,7 +244,7 @@ mod properties {
             Err(Error::InvalidArgument(violations)) => {
                 prop_assert!(!violations.is_empty());
                 for v in violations {
-                    prop_assert!(FIELDS.contains(&v.field), "unknown field {}", v.field);
+                    prop_assert!(REQUEST_FIELDS.contains(&v.field), "unknown field {}", v.field);
                 }
                 Ok(())
             }
