@@ -8,7 +8,6 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{DraftId, DraftStatus, FieldViolation, OrganizationId, StatusFilter, Timestamp};
@@ -114,14 +113,14 @@ impl PageToken {
         let organization_id = OrganizationId::from_uuid(uuid(1..17)?);
         let filter = filter_from_code(payload[17]).ok_or("is not a page token")?;
         let micros = i64::from_be_bytes(payload[18..26].try_into().map_err(|_| "is not a page token")?);
-        let create_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        // The checksum is no secret: a forged token can carry any instant, so
+        // it must be one a draft can have been created at (storage refuses
+        // instants before 4713 BC, say).
+        let (seconds, micros) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+        let create_time = Timestamp::from_unix("page_token", seconds, micros as i32 * 1_000)
             .map_err(|_| "is not a page token")?;
         let draft_id = DraftId::from_uuid(uuid(26..42)?);
-        Ok(Self {
-            organization_id,
-            filter,
-            after: Cursor { create_time: Timestamp::from_datetime(create_time), draft_id },
-        })
+        Ok(Self { organization_id, filter, after: Cursor { create_time, draft_id } })
     }
 }
 
@@ -157,6 +156,17 @@ mod tests {
             assert!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)).is_err(), "byte {i}");
             bytes[i] ^= 0x01;
         }
+    }
+
+    #[test]
+    fn rejects_a_well_formed_token_whose_time_no_draft_can_have() {
+        let mut bytes = URL_SAFE_NO_PAD.decode(token().encode()).unwrap();
+        bytes.truncate(PAYLOAD_LEN);
+        // 250,000,000,000 s before 1970: about 5950 BC.
+        bytes[18..26].copy_from_slice(&(-250_000_000_000_000_000i64).to_be_bytes());
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum);
+        assert_eq!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)), Err("is not a page token"));
     }
 
     #[test]

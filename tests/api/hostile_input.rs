@@ -301,6 +301,10 @@ fn list_cases(w: &World, t: &mut Table) {
             "forged: time out of range",
             forged_token(real, |b| b[18..26].copy_from_slice(&i64::MAX.to_be_bytes())),
         ),
+        (
+            "forged: time before 4713 BC",
+            forged_token(real, |b| b[18..26].copy_from_slice(&(-250_000_000_000_000_000i64).to_be_bytes())),
+        ),
         ("forged: another organisation", forged_token(real, |b| b[1..17].copy_from_slice(&[7; 16]))),
         ("forged: another filter", forged_token(real, |b| b[17] = 1)),
     ];
