@@ -31,6 +31,7 @@ const PROGRESS: u64 = 150;
 struct Told {
     event_ids: HashMap<String, HashSet<String>>,
     created_it: HashMap<String, usize>,
+    organization_of: HashMap<String, String>,
 }
 
 /// One caller: creates a draft, publishes it twice at once on two replicas,
@@ -54,6 +55,7 @@ async fn caller(
             publish(&stats, &clients, first + 1, &org, &draft_id)
         );
         let mut told = told.lock().unwrap();
+        told.organization_of.insert(draft_id.clone(), org.clone());
         for answer in [a, b] {
             let answer = answer.unwrap_or_else(|s| panic!("publish of {draft_id} failed for good: {s:?}"));
             assert_eq!(answer.event.as_ref().unwrap().draft_id, draft_id);
@@ -112,6 +114,13 @@ async fn publishing_through_a_replica_crash_and_a_database_restart_stays_exactly
         replica.until_serving(Duration::from_secs(10)).await;
     }
     let told = Arc::try_unwrap(told).ok().unwrap().into_inner().unwrap();
+    // Every replica answers a real call again, with the event id told.
+    let (draft_id, ids) = told.event_ids.iter().next().expect("some draft was published");
+    for replica in &deployment.replicas {
+        let request = publish_request(&told.organization_of[draft_id], draft_id);
+        let answer = replica.client().publish_draft(request).await.expect("replica serves").into_inner();
+        assert!(answer.already_published && ids.contains(&answer.event_id));
+    }
     for (draft_id, ids) in &told.event_ids {
         assert_eq!(ids.len(), 1, "draft {draft_id}: callers were told {ids:?}");
         assert!(told.created_it[draft_id] <= 1, "draft {draft_id}: two callers were told they created it");
