@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/draftpublisher/v1/draft_publisher.proto";
     let well_known = protoc_bin_vendored::include_path()?;
     tonic_prost_build::configure()
+        // Undecodable requests are INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::api::codec::ServiceCodec")
         .file_descriptor_set_path(out_dir.join("draftpublisher_v1_descriptor.bin"))
         .compile_with_config(config, &[PathBuf::from(proto)], &[PathBuf::from("proto"), well_known])?;
     println!("cargo:rerun-if-changed=proto");

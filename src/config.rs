@@ -44,6 +44,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations (creating the database if it is missing) and exit.
     Migrate,
+    /// Check the invariants I1–I3 on the database and print every violation;
+    /// exits 0 when clean, 2 when violations were found, 1 when it could not run.
+    Audit,
 }
 
 #[derive(Debug, Args)]

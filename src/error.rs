@@ -16,6 +16,10 @@ pub const ERROR_DOMAIN: &str = "draftpublisher.v1";
 pub enum Error {
     #[error("invalid request: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
+    /// Bytes that are not a valid request message (e.g. a string field that
+    /// is not UTF-8): the caller's mistake, not the service's.
+    #[error("the request message does not decode: {why}")]
+    MalformedRequest { field: String, why: String },
     #[error("request_id was already used for a draft with different content")]
     RequestIdReused,
     #[error("page_token {0}")]
@@ -71,7 +75,9 @@ impl Error {
     /// The status code and `ErrorInfo.reason` the contract gives this error.
     pub fn code_and_reason(&self) -> (Code, &'static str) {
         match self {
-            Self::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_REQUEST"),
+            Self::InvalidArgument(_) | Self::MalformedRequest { .. } => {
+                (Code::InvalidArgument, "INVALID_REQUEST")
+            }
             Self::RequestIdReused => (Code::InvalidArgument, "REQUEST_ID_REUSED"),
             Self::InvalidPageToken(_) => (Code::InvalidArgument, "INVALID_PAGE_TOKEN"),
             Self::DraftNotFound => (Code::NotFound, "DRAFT_NOT_FOUND"),
@@ -99,6 +105,9 @@ impl Error {
                 for v in violations {
                     details.add_bad_request_violation(v.field, v.description.clone());
                 }
+            }
+            Self::MalformedRequest { field, why } => {
+                details.add_bad_request_violation(field.clone(), why.clone());
             }
             Self::RequestIdReused => {
                 details.add_bad_request_violation(

@@ -17,11 +17,14 @@
 //!   error details.
 //! - [`auth`]: bearer-token authentication, checked in constant time.
 //! - [`health`], [`metrics`], [`shutdown`], [`telemetry`]: operations.
+//! - [`audit`]: the `audit` command, which checks the invariants on a live
+//!   database.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod domain;
@@ -67,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(&database_url, args).await,
+        Command::Audit => audit::run(&database_url).await,
     }
 }
 

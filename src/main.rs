@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            std::process::ExitCode::FAILURE
+            draft_publisher::audit::exit_code(&error)
         }
     }
 }

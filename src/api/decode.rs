@@ -13,6 +13,25 @@ use crate::{
     proto::v1 as pb,
 };
 
+/// Every request field a violation may name, spelled as in the proto.
+pub const REQUEST_FIELDS: [&str; 15] = [
+    "organization_id",
+    "request_id",
+    "title",
+    "description",
+    "location",
+    "starts_at",
+    "ends_at",
+    "draft_id",
+    "update_mask",
+    "expected_version",
+    "page_size",
+    "page_token",
+    "status",
+    "publish_at",
+    "event_id",
+];
+
 fn timestamp(
     field: &'static str,
     value: Option<prost_types::Timestamp>,
@@ -193,4 +212,78 @@ pub fn list_drafts(req: pb::ListDraftsRequest) -> Result<DraftListing, Error> {
         Some(PageToken::decode(&req.page_token).map_err(Error::InvalidPageToken)?)
     };
     Ok(DraftListing { organization_id, filter, page_token, page_size })
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Mostly plausible text, sometimes anything at all.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            any::<u128>().prop_map(|v| uuid::Uuid::from_u128(v).to_string()),
+            "[a-z_]{0,12}",
+            any::<String>(),
+        ]
+    }
+
+    fn timestamp() -> impl Strategy<Value = Option<prost_types::Timestamp>> {
+        proptest::option::of(
+            (any::<i64>(), any::<i32>())
+                .prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos }),
+        )
+    }
+
+    /// Valid requests decode; invalid ones are INVALID_ARGUMENT naming real fields.
+    fn check<T>(result: Result<T, Error>) -> Result<(), TestCaseError> {
+        match result {
+            Ok(_) | Err(Error::InvalidPageToken(_)) => Ok(()),
+            Err(Error::InvalidArgument(violations)) => {
+                prop_assert!(!violations.is_empty());
+                for v in violations {
+                    prop_assert!(REQUEST_FIELDS.contains(&v.field), "unknown field {}", v.field);
+                }
+                Ok(())
+            }
+            Err(other) => Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_create_and_update_requests_never_panic(
+            (org, request_id, draft_id, title, description, location) in (text(), text(), text(), text(), text(), text()),
+            (starts_at, ends_at) in (timestamp(), timestamp()),
+            paths in proptest::collection::vec(text(), 0..4),
+            expected_version in any::<i64>(),
+        ) {
+            let create = pb::CreateDraftRequest {
+                organization_id: org.clone(), request_id, title: title.clone(), description: description.clone(),
+                location: location.clone(), starts_at, ends_at,
+            };
+            check(create_draft(create))?;
+            let update = pb::UpdateDraftRequest {
+                organization_id: org, draft_id, title, description, location, starts_at, ends_at,
+                update_mask: Some(FieldMask { paths }), expected_version,
+            };
+            check(update_draft(update))?;
+        }
+
+        #[test]
+        fn random_read_list_and_publish_requests_never_panic(
+            (org, id, page_token) in (text(), text(), text()),
+            page_size in any::<i32>(),
+            status in any::<i32>(),
+            publish_at in timestamp(),
+        ) {
+            check(get_draft(pb::GetDraftRequest { organization_id: org.clone(), draft_id: id.clone() }))?;
+            check(get_event(pb::GetEventRequest { organization_id: org.clone(), event_id: id.clone() }))?;
+            let publish = pb::PublishDraftRequest { organization_id: org.clone(), draft_id: id, publish_at };
+            check(publish_draft(publish))?;
+            check(list_drafts(pb::ListDraftsRequest { organization_id: org, page_size, page_token, status }))?;
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! the call's span (opened in `server`); the outcome also travels in the
 //! response's extensions, for the metrics.
 
-mod decode;
+pub mod codec;
+pub mod decode;
 mod encode;
 
 use std::future::Future;

@@ -79,3 +79,28 @@ mod tests {
         assert!(err.description.contains("NUL"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn text_is_accepted_exactly_when_short_enough_and_free_of_nul(text in any::<String>(), repeat in 1usize..60) {
+            let text = text.repeat(repeat);
+            let expected = !text.contains('\0') && text.chars().count() <= Title::MAX_CHARS;
+            match Title::parse(text.clone()) {
+                Ok(title) => {
+                    prop_assert!(expected);
+                    prop_assert_eq!(title.as_str(), text);
+                }
+                Err(violation) => {
+                    prop_assert!(!expected);
+                    prop_assert_eq!(violation.field, "title");
+                }
+            }
+        }
+    }
+}

@@ -112,3 +112,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_parses_without_panicking_and_only_the_hyphenated_form_passes(text in any::<String>()) {
+            if let Ok(id) = EventId::parse("event_id", &text) {
+                prop_assert_eq!(id.to_string(), text.to_lowercase());
+            }
+        }
+
+        #[test]
+        fn every_non_nil_uuid_round_trips_in_either_case(value in 1u128.., upper in any::<bool>()) {
+            let text = Uuid::from_u128(value).hyphenated().to_string();
+            let text = if upper { text.to_uppercase() } else { text };
+            let id = DraftId::parse("draft_id", &text).unwrap();
+            prop_assert_eq!(id.as_uuid(), Uuid::from_u128(value));
+            prop_assert_eq!(id.to_string(), text.to_lowercase());
+        }
+    }
+}

@@ -8,7 +8,6 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{DraftId, DraftStatus, FieldViolation, OrganizationId, StatusFilter, Timestamp};
@@ -114,14 +113,14 @@ impl PageToken {
         let organization_id = OrganizationId::from_uuid(uuid(1..17)?);
         let filter = filter_from_code(payload[17]).ok_or("is not a page token")?;
         let micros = i64::from_be_bytes(payload[18..26].try_into().map_err(|_| "is not a page token")?);
-        let create_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        // The checksum is no secret: a forged token can carry any instant, so
+        // it must be one a draft can have been created at (storage refuses
+        // instants before 4713 BC, say).
+        let (seconds, micros) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+        let create_time = Timestamp::from_unix("page_token", seconds, micros as i32 * 1_000)
             .map_err(|_| "is not a page token")?;
         let draft_id = DraftId::from_uuid(uuid(26..42)?);
-        Ok(Self {
-            organization_id,
-            filter,
-            after: Cursor { create_time: Timestamp::from_datetime(create_time), draft_id },
-        })
+        Ok(Self { organization_id, filter, after: Cursor { create_time, draft_id } })
     }
 }
 
@@ -160,11 +159,104 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_well_formed_token_whose_time_no_draft_can_have() {
+        let mut bytes = URL_SAFE_NO_PAD.decode(token().encode()).unwrap();
+        bytes.truncate(PAYLOAD_LEN);
+        // 250,000,000,000 s before 1970: about 5950 BC.
+        bytes[18..26].copy_from_slice(&(-250_000_000_000_000_000i64).to_be_bytes());
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum);
+        assert_eq!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)), Err("is not a page token"));
+    }
+
+    #[test]
     fn page_size_bounds() {
         assert_eq!(PageSize::parse(0).unwrap().get(), 50);
         assert_eq!(PageSize::parse(7).unwrap().get(), 7);
         assert_eq!(PageSize::parse(501).unwrap().get(), 500);
         assert_eq!(PageSize::parse(i32::MAX).unwrap().get(), 500);
         assert_eq!(PageSize::parse(-1).unwrap_err().field, "page_size");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn filters() -> impl Strategy<Value = StatusFilter> {
+        (0u8..4).prop_map(|code| filter_from_code(code).unwrap())
+    }
+
+    /// Any instant a draft can have been created at, to the microsecond.
+    fn instants() -> impl Strategy<Value = Timestamp> {
+        (-62_135_596_800i64..=253_402_300_799, 0i32..1_000_000)
+            .prop_map(|(seconds, micros)| Timestamp::from_unix("t", seconds, micros * 1_000).unwrap())
+    }
+
+    fn tokens() -> impl Strategy<Value = PageToken> {
+        (any::<u128>(), filters(), instants(), any::<u128>()).prop_map(|(org, filter, create_time, draft)| {
+            PageToken {
+                organization_id: OrganizationId::from_uuid(Uuid::from_u128(org)),
+                filter,
+                after: Cursor { create_time, draft_id: DraftId::from_uuid(Uuid::from_u128(draft)) },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn valid_tokens_round_trip(token in tokens()) {
+            let encoded = token.encode();
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            prop_assert_eq!(PageToken::decode(&encoded), Ok(token));
+        }
+
+        #[test]
+        fn any_text_decodes_without_panicking(text in any::<String>()) {
+            let _ = PageToken::decode(&text);
+        }
+
+        #[test]
+        fn random_bytes_of_any_length_are_rejected(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            // Without the checksum's 2^-64 luck, random bytes never decode.
+            prop_assert!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)).is_err());
+        }
+
+        #[test]
+        fn tampered_tokens_are_rejected(
+            token in tokens(),
+            position in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let mut bytes = URL_SAFE_NO_PAD.decode(token.encode()).unwrap();
+            let i = position.index(bytes.len());
+            bytes[i] ^= flip;
+            prop_assert!(PageToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)).is_err());
+        }
+
+        #[test]
+        fn truncated_or_extended_tokens_are_rejected(token in tokens(), cut in 1usize..50, extra in ".{1,8}") {
+            let encoded = token.encode();
+            let cut = cut.min(encoded.len());
+            prop_assert!(PageToken::decode(&encoded[..encoded.len() - cut]).is_err());
+            let extended = format!("{encoded}{extra}");
+            prop_assert!(PageToken::decode(&extended).is_err());
+        }
+
+        #[test]
+        fn page_size_is_bounded_or_refused(requested in any::<i32>()) {
+            match PageSize::parse(requested) {
+                Ok(size) => {
+                    prop_assert!(requested >= 0);
+                    prop_assert!((1..=PageSize::MAX).contains(&size.get()));
+                }
+                Err(violation) => {
+                    prop_assert!(requested < 0);
+                    prop_assert_eq!(violation.field, "page_size");
+                }
+            }
+        }
     }
 }

@@ -102,3 +102,33 @@ mod tests {
         assert_eq!(Timestamp::from_datetime(t.as_datetime()), t);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_seconds_and_nanos_are_validated_without_panicking(seconds in any::<i64>(), nanos in any::<i32>()) {
+            let valid = (MIN_SECONDS..=MAX_SECONDS).contains(&seconds) && (0..1_000_000_000).contains(&nanos);
+            match Timestamp::from_unix("starts_at", seconds, nanos) {
+                Ok(t) => {
+                    prop_assert!(valid);
+                    prop_assert_eq!((t.unix_seconds(), t.subsec_nanos()), (seconds, nanos / 1_000 * 1_000));
+                }
+                Err(violation) => {
+                    prop_assert!(!valid);
+                    prop_assert_eq!(violation.field, "starts_at");
+                }
+            }
+        }
+
+        #[test]
+        fn valid_range_round_trips(seconds in MIN_SECONDS..=MAX_SECONDS, nanos in 0i32..1_000_000_000) {
+            let t = Timestamp::from_unix("t", seconds, nanos).unwrap();
+            prop_assert_eq!(Timestamp::from_unix("t", t.unix_seconds(), t.subsec_nanos()), Ok(t));
+        }
+    }
+}

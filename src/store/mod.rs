@@ -2,6 +2,7 @@
 //! integration tests against a real PostgreSQL; callers get domain values and
 //! the crate's `Error`, never rows or `sqlx` errors.
 
+mod audit;
 mod drafts;
 mod error;
 mod events;
@@ -16,6 +17,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
 
 /// The schema, embedded in the binary.

@@ -219,6 +219,11 @@ impl TestApp {
         self.clock.now()
     }
 
+    /// The URL of the test's own database, for commands run against it.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     /// Creates a draft that can be published.
     pub async fn complete_draft(&self, organization_id: &str) -> pb::Draft {
         self.client

@@ -5,14 +5,17 @@ mod helpers;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod audit;
 mod auth;
 mod configuration;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
+mod hostile_input;
 mod limits;
 mod list_drafts;
 mod logs;
+mod malformed_messages;
 mod metrics;
 mod publish_draft;
 mod races;
