@@ -9,6 +9,7 @@ mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
 mod list_drafts;
+mod loadgen;
 mod publish_draft;
 mod races;
 mod server;
