@@ -6,8 +6,7 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{api::DraftPublisherApi, app::App, health, proto::v1 as pb};
@@ -79,13 +78,17 @@ pub async fn serve(
 
     let local_addr = listener.local_addr().context("reading the listen address")?;
     tracing::info!(%local_addr, "serving gRPC");
+    // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
+    // Nagle's algorithm holds a small answer back until the client
+    // acknowledges the previous one: milliseconds per call.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(publisher)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+        .serve_with_incoming_shutdown(incoming, on_shutdown);
     tokio::pin!(server);
 
     let grace_over = async {
