@@ -10,7 +10,8 @@
 #   scripts/bench.sh --json     # also every measurement as JSON lines
 #
 # Knobs: BENCH_PORT (default 50151), BENCH_LEVELS (default "1 8 32 128"),
-# BENCH_SERVER_ARGS (extra `serve` flags). Databases draft_publisher_bench and
+# BENCH_SERVER_ARGS (extra `serve` flags), BENCH_SERVER_BIN (another server
+# binary, e.g. an older build to compare with). Databases draft_publisher_bench and
 # draft_publisher_bench_sql on the chosen server are dropped and recreated.
 set -euo pipefail
 
@@ -61,7 +62,7 @@ requests_for() {
 
 echo "==> cargo build --release (server and loadgen)" >&2
 cargo build --release --quiet --bin draft-publisher --example loadgen
-server_bin=target/release/draft-publisher
+server_bin="${BENCH_SERVER_BIN:-target/release/draft-publisher}"
 loadgen_bin=target/release/examples/loadgen
 
 # $1 with its database name replaced by $2.
