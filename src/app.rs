@@ -160,9 +160,8 @@ impl App {
     ) -> Result<Publication, Error> {
         let lost_race = AtomicBool::new(false);
         retry(|| async {
-            let mut session = self.store.publish_session().await?;
             let (draft, event) =
-                session.draft_with_event(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)?;
+                self.store.draft_with_event(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)?;
             if let Some(event) = event {
                 let outcome = if lost_race.load(Ordering::Relaxed) {
                     PublishOutcome::LostRace
@@ -174,7 +173,7 @@ impl App {
             draft.content.check_complete()?;
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
-            match session.link_new_event(&draft, EventId::generate(), publish_time, now).await {
+            match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
                 Ok(Some((draft, event))) => {
                     Ok(Publication { draft, event, outcome: PublishOutcome::Created })
                 }

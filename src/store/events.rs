@@ -1,16 +1,16 @@
 //! Publication: linking a draft to its one event, and reading events.
 
-use super::{PublishSession, Store, error::classify, rows};
+use super::{Store, error::classify, rows};
 use crate::{
     domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp},
     error::Error,
 };
 
-impl PublishSession {
+impl Store {
     /// A draft and, when published, its event: the publish fast path in one
     /// round trip.
     pub async fn draft_with_event(
-        &mut self,
+        &self,
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<(Draft, Option<Event>)>, Error> {
@@ -31,7 +31,7 @@ impl PublishSession {
         )
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(&mut *self.connection)
+        .fetch_optional(self.pool())
         .await
         .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
@@ -53,7 +53,7 @@ impl PublishSession {
     /// `None` means the draft was no longer at the version read (updated, or
     /// published and committed before this statement began): read it again.
     pub async fn link_new_event(
-        &mut self,
+        &self,
         draft: &Draft,
         event_id: EventId,
         publish_time: Timestamp,
@@ -98,7 +98,7 @@ impl PublishSession {
         .bind(event_id.as_uuid())
         .bind(publish_time.as_datetime())
         .bind(now.as_datetime())
-        .fetch_optional(&mut *self.connection)
+        .fetch_optional(self.pool())
         .await
         .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
@@ -108,9 +108,7 @@ impl PublishSession {
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("publish returned no event")))?;
         Ok(Some((draft, event)))
     }
-}
 
-impl Store {
     pub async fn get_event(
         &self,
         organization_id: OrganizationId,

@@ -11,15 +11,12 @@ use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
-    ConnectOptions, Connection, PgPool, Postgres,
+    ConnectOptions, Connection, PgPool,
     migrate::{MigrateDatabase, Migrator},
-    pool::PoolConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
 pub use drafts::CreatedDraft;
-
-use crate::error::Error;
 
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
@@ -46,15 +43,6 @@ impl Default for PoolSettings {
             statement_timeout: Duration::from_secs(5),
         }
     }
-}
-
-/// The statements of one publish attempt (read, then write) on one pooled
-/// connection: each trip through the pool costs a round trip of its own
-/// (sqlx pings a connection as it takes it back), so a fresh publish pays
-/// for one instead of two. Dropped between attempts, never held across
-/// anything but these statements and the checks between them.
-pub struct PublishSession {
-    connection: PoolConnection<Postgres>,
 }
 
 /// The service's handle on PostgreSQL.
@@ -116,12 +104,6 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// A connection of the pool for the statements of one publish attempt.
-    pub async fn publish_session(&self) -> Result<PublishSession, Error> {
-        let connection = self.pool.acquire().await.map_err(error::classify)?;
-        Ok(PublishSession { connection })
     }
 
     /// Applies pending migrations; safe to run from several replicas at once.
