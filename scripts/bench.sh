@@ -11,7 +11,8 @@
 #
 # Knobs: BENCH_PORT (default 50151), BENCH_LEVELS (default "1 8 32 128"),
 # BENCH_SERVER_ARGS (extra `serve` flags), BENCH_SERVER_BIN (another server
-# binary, e.g. an older build to compare with). Databases draft_publisher_bench and
+# binary, e.g. an older build to compare with), BENCH_PGBENCH_MAX_CLIENTS
+# (default 64: pgbench at higher levels runs with that many). Databases draft_publisher_bench and
 # draft_publisher_bench_sql on the chosen server are dropped and recreated.
 set -euo pipefail
 
@@ -44,6 +45,9 @@ port="${BENCH_PORT:-50151}"
 read -r -a levels <<<"${BENCH_LEVELS:-1 8 32 128}"
 read -r -a server_args <<<"${BENCH_SERVER_ARGS:-}"
 contenders=64
+# pgbench needs a connection per client; PostgreSQL's max_connections (100 by
+# default, shared with everything else on the server) caps it below 128.
+pgbench_max_clients="${BENCH_PGBENCH_MAX_CLIENTS:-64}"
 contended_drafts=100
 # Published drafts the pgbench fast path reads at random.
 fastpath_drafts=10000
@@ -122,10 +126,11 @@ loadgen() { # scenario concurrency requests
 }
 
 # --- pgbench ---------------------------------------------------------------------
-# Runs scripts/bench/$1.sql at concurrency $2 with $3 transactions per client;
-# prints a JSON line like the loadgen's (throughput, p50/p90/p99/max, failures).
+# Runs scripts/bench/$1.sql for concurrency level $2 with $3 clients and $4
+# transactions per client; prints a JSON line like the loadgen's (throughput,
+# p50/p90/p99/max, failures).
 pgbench_run() {
-    local script="$1" clients="$2" per_client="$3" threads=$(($2 < 2 ? $2 : 2))
+    local script="$1" level="$2" clients="$3" per_client="$4" threads=$(($3 < 2 ? $3 : 2))
     local defines=(-D i=0 -D base="$next_draft" -D per_client="$per_client" -D published="$fastpath_drafts")
     if [ "$script" != fastpath ]; then
         seed $((next_draft + 1)) $((next_draft + clients * per_client)) false
@@ -144,11 +149,11 @@ pgbench_run() {
     failed="$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' <<<"$report")"
     # Each log line: client, transaction, latency in microseconds, ...
     cat "$out"/pgbench_log.* | awk '{ print $3 }' | sort -n | awk -v tps="$tps" -v failed="${failed:-0}" \
-        -v script="$script" -v clients="$clients" '
+        -v script="$script" -v level="$level" -v clients="$clients" '
         { v[NR] = $1 }
         function q(p) { i = int(p * NR + 0.999999); if (i < 1) i = 1; return v[i] / 1000 }
         END {
-            printf "{\"pgbench\":\"%s\",\"concurrency\":%d,\"calls\":%d,\"requests_per_s\":%s,", script, clients, NR, tps
+            printf "{\"pgbench\":\"%s\",\"concurrency\":%d,\"clients\":%d,\"calls\":%d,\"requests_per_s\":%s,", script, level, clients, NR, tps
             printf "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"failed\":%d}\n", q(0.5), q(0.9), q(0.99), v[NR] / 1000, failed
         }' | tee -a "$out/results.jsonl"
 }
@@ -164,8 +169,9 @@ for c in "${levels[@]}"; do
     done
     rss[$c]="$(peak_rss)"
     stop_server
+    clients=$((c < pgbench_max_clients ? c : pgbench_max_clients))
     for script in naive single fastpath; do
-        pgbench_run "$script" "$c" $((n / c)) >/dev/null
+        pgbench_run "$script" "$c" "$clients" $((n / clients)) >/dev/null
     done
 done
 echo "==> contended: $contenders callers publish each draft together" >&2
@@ -208,7 +214,7 @@ echo "| $contended_drafts drafts | $contenders | $(field "$contended" calls) | $
 echo
 echo "pgbench latencies (ms, p50 / p99):"
 for c in "${levels[@]}"; do
-    line="  c=$c"
+    line="  c=$c ($(field "$(record pgbench naive "$c")" clients) clients)"
     for script in naive single fastpath; do
         r="$(record pgbench "$script" "$c")"
         line+="  $script $(field "$r" p50_ms) / $(field "$r" p99_ms) (failed $(field "$r" failed))"
