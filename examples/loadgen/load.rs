@@ -57,7 +57,8 @@ pub struct Load {
     pub scenario: Scenario,
     /// Callers, each on a connection of its own.
     pub concurrency: usize,
-    /// Calls to make at most; drafts are prepared for that many.
+    /// Calls to make at most (mixed: create + publish pairs); drafts are
+    /// prepared for that many.
     pub requests: usize,
     pub duration: Duration,
 }

@@ -33,7 +33,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32, 128])]
     concurrency: Vec<usize>,
 
-    /// Calls per run at most (drafts are created for that many first).
+    /// Calls per run at most (drafts are created for that many first; in the
+    /// mixed scenario a create + publish pair counts as one).
     #[arg(long, default_value_t = 5000)]
     requests: usize,
 
