@@ -6,7 +6,7 @@
 # table with the ratios service/pgbench and the server's peak RSS. See
 # BENCHMARKS.md.
 #
-#   scripts/bench.sh            # about 5 minutes on 2 cores
+#   scripts/bench.sh            # about 2 minutes on 2 cores, once built
 #   scripts/bench.sh --json     # also every measurement as JSON lines
 #
 # Knobs: BENCH_PORT (default 50151), BENCH_LEVELS (default "1 8 32 128"),
