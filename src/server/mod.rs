@@ -16,8 +16,10 @@ use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},
 };
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{service::interceptor::InterceptedService, transport::Server};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Server, server::TcpIncoming},
+};
 use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
@@ -145,6 +147,10 @@ pub async fn serve(
         authentication = settings.auth.is_some(),
         "serving gRPC"
     );
+    // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
+    // Nagle's algorithm holds a small answer back until the client
+    // acknowledges the previous one: milliseconds per call.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let auth = Authenticator::new(settings.auth.clone());
     let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
         .max_decoding_message_size(settings.max_message_size);
@@ -156,7 +162,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
         .add_service(InterceptedService::new(publisher, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+        .serve_with_incoming_shutdown(incoming, on_shutdown);
     tokio::pin!(server);
 
     let grace_over = async {

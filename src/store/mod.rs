@@ -12,13 +12,16 @@ use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
-    ConnectOptions, PgPool,
+    ConnectOptions, Connection, PgPool,
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
+
+/// A pooled connection idle for longer than this is tested before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -79,6 +82,20 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // sqlx pings every connection it hands out by default: one more
+            // round trip per statement. It also pings every connection it
+            // takes back, so a connection that failed while in use never
+            // returns to the pool; only one idle long enough for the server
+            // to have gone away since is worth testing again.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options.clone());
         let probe = PgPoolOptions::new()
             .max_connections(1)

@@ -14,6 +14,7 @@ mod get_draft_and_event;
 mod hostile_input;
 mod limits;
 mod list_drafts;
+mod loadgen;
 mod logs;
 mod malformed_messages;
 mod metrics;

@@ -1,0 +1,137 @@
+//! Load generator for a running DraftPublisher: drives PublishDraft (and
+//! CreateDraft) over gRPC and reports throughput, latency percentiles and
+//! errors by status code, as a table or as JSON lines.
+//!
+//!     cargo run --release --example loadgen -- --addr http://127.0.0.1:50051 \
+//!         --scenario fresh,repeat --concurrency 1,8,32,128
+//!
+//! `scripts/bench.sh` runs it side by side with pgbench; see BENCHMARKS.md.
+
+mod load;
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use load::{Load, Outcome, Scenario};
+
+/// Callers that publish one draft together in the contended scenario.
+const CONTENDERS: usize = 64;
+
+#[derive(Debug, Parser)]
+#[command(about = "Drive a running DraftPublisher and measure it")]
+struct Args {
+    /// The service's address (only for benchmarking your own deployment).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+
+    /// Scenarios to run, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ScenarioArg::Fresh, ScenarioArg::Repeat, ScenarioArg::Contended, ScenarioArg::Mixed])]
+    scenario: Vec<ScenarioArg>,
+
+    /// Concurrent callers, each on its own connection (a sweep when several
+    /// are given). The contended scenario always uses 64.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32, 128])]
+    concurrency: Vec<usize>,
+
+    /// Calls per run at most (drafts are created for that many first; in the
+    /// mixed scenario a create + publish pair counts as one).
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+
+    /// Time per run at most (the contended scenario runs all its drafts).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+
+    /// One JSON object per run instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    Fresh,
+    Repeat,
+    Contended,
+    Mixed,
+}
+
+impl From<ScenarioArg> for Scenario {
+    fn from(arg: ScenarioArg) -> Self {
+        match arg {
+            ScenarioArg::Fresh => Scenario::Fresh,
+            ScenarioArg::Repeat => Scenario::Repeat,
+            ScenarioArg::Contended => Scenario::Contended,
+            ScenarioArg::Mixed => Scenario::Mixed,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if !args.json {
+        println!(
+            "{:<10} {:>5} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}  errors",
+            "scenario", "conc", "calls", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        );
+    }
+    for scenario in args.scenario.iter().copied().map(Scenario::from) {
+        // The contended scenario has a fixed number of callers: one run.
+        let sweep = if scenario == Scenario::Contended { &[CONTENDERS][..] } else { &args.concurrency };
+        for &concurrency in sweep {
+            let run = Load {
+                endpoint: args.addr.clone(),
+                scenario,
+                concurrency,
+                requests: args.requests,
+                duration: args.duration,
+            };
+            let outcome = load::run(&run).await?;
+            if args.json {
+                println!("{}", json(&run, &outcome));
+            } else {
+                println!("{}", row(&run, &outcome));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn millis(outcome: &Outcome, quantile: f64) -> f64 {
+    outcome.latency_us.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+fn rate(outcome: &Outcome) -> f64 {
+    outcome.calls as f64 / outcome.elapsed.as_secs_f64().max(f64::EPSILON)
+}
+
+fn row(run: &Load, outcome: &Outcome) -> String {
+    let errors: Vec<_> = outcome.errors.iter().map(|(code, n)| format!("{code}={n}")).collect();
+    format!(
+        "{:<10} {:>5} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}",
+        run.scenario.name(),
+        run.concurrency,
+        outcome.calls,
+        rate(outcome),
+        millis(outcome, 0.5),
+        millis(outcome, 0.9),
+        millis(outcome, 0.99),
+        outcome.latency_us.max() as f64 / 1000.0,
+        if errors.is_empty() { "-".to_owned() } else { errors.join(",") },
+    )
+}
+
+fn json(run: &Load, outcome: &Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "scenario": run.scenario.name(),
+        "concurrency": run.concurrency,
+        "calls": outcome.calls,
+        "elapsed_s": outcome.elapsed.as_secs_f64(),
+        "requests_per_s": rate(outcome),
+        "p50_ms": millis(outcome, 0.5),
+        "p90_ms": millis(outcome, 0.9),
+        "p99_ms": millis(outcome, 0.99),
+        "max_ms": outcome.latency_us.max() as f64 / 1000.0,
+        "errors": outcome.errors,
+    })
+}
