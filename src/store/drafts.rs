@@ -1,6 +1,10 @@
 //! Creating, reading, changing and listing drafts.
 
-use super::{Store, error::classify, rows};
+use super::{
+    Store,
+    error::classify,
+    rows::{self, draft_columns},
+};
 use crate::{
     domain::{
         Cursor, Draft, DraftContent, DraftId, DraftStatus, NewDraft, OrganizationId, PageSize, StatusFilter,
@@ -29,17 +33,16 @@ impl Store {
         let content = &new.content;
         let request_id = new.request_id.map(|r| r.as_uuid());
         let fingerprint = request_id.map(|_| content.fingerprint());
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(concat!(
             r#"
             INSERT INTO drafts (id, organization_id, request_id, request_fingerprint,
                                 title, description, location, starts_at, ends_at,
                                 create_time, update_time)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
             ON CONFLICT ON CONSTRAINT drafts_organization_request_id_key DO NOTHING
-            RETURNING id, organization_id, title, description, location, starts_at, ends_at,
-                      event_id, version, create_time, update_time, publish_time
-            "#,
-        )
+            RETURNING "#,
+            draft_columns!(),
+        ))
         .bind(id.as_uuid())
         .bind(new.organization_id.as_uuid())
         .bind(request_id)
@@ -57,15 +60,15 @@ impl Store {
             return Ok(CreatedDraft::Created(rows::draft(&row).map_err(classify)?));
         }
 
-        let existing = sqlx::query(
+        let existing = sqlx::query(concat!(
             r#"
-            SELECT id, organization_id, title, description, location, starts_at, ends_at,
-                   event_id, version, create_time, update_time, publish_time,
-                   request_fingerprint
+            SELECT request_fingerprint, "#,
+            draft_columns!(),
+            r#"
             FROM drafts
             WHERE organization_id = $1 AND request_id = $2
             "#,
-        )
+        ))
         .bind(new.organization_id.as_uuid())
         .bind(request_id)
         .fetch_optional(self.pool())
@@ -86,14 +89,15 @@ impl Store {
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<Draft>, Error> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             r#"
-            SELECT id, organization_id, title, description, location, starts_at, ends_at,
-                   event_id, version, create_time, update_time, publish_time
+            SELECT "#,
+            draft_columns!(),
+            r#"
             FROM drafts
             WHERE id = $1 AND organization_id = $2
             "#,
-        )
+        ))
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
         .fetch_optional(self.pool())
@@ -110,16 +114,15 @@ impl Store {
         content: &DraftContent,
         now: Timestamp,
     ) -> Result<Option<Draft>, Error> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             r#"
             UPDATE drafts
             SET title = $4, description = $5, location = $6, starts_at = $7, ends_at = $8,
                 version = version + 1, update_time = $9
             WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
-            RETURNING id, organization_id, title, description, location, starts_at, ends_at,
-                      event_id, version, create_time, update_time, publish_time
-            "#,
-        )
+            RETURNING "#,
+            draft_columns!(),
+        ))
         .bind(draft.id.as_uuid())
         .bind(draft.organization_id.as_uuid())
         .bind(draft.version)
@@ -157,10 +160,11 @@ impl Store {
             Some(cursor) => (cursor.create_time.as_datetime(), cursor.draft_id.as_uuid()),
             None => (time::macros::datetime!(0001-01-01 0:00 UTC), uuid::Uuid::nil()),
         };
-        let found = sqlx::query(
+        let found = sqlx::query(concat!(
             r#"
-            SELECT id, organization_id, title, description, location, starts_at, ends_at,
-                   event_id, version, create_time, update_time, publish_time
+            SELECT "#,
+            draft_columns!(),
+            r#"
             FROM drafts
             WHERE organization_id = $1
               AND (create_time, id) > ($2, $3)
@@ -173,7 +177,7 @@ impl Store {
             ORDER BY create_time, id
             LIMIT $6
             "#,
-        )
+        ))
         .bind(organization_id.as_uuid())
         .bind(after_time)
         .bind(after_id)

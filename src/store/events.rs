@@ -1,6 +1,10 @@
 //! Publication: linking a draft to its one event, and reading events.
 
-use super::{Store, error::classify, rows};
+use super::{
+    Store,
+    error::classify,
+    rows::{self, draft_columns, event_columns},
+};
 use crate::{
     domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp},
     error::Error,
@@ -14,21 +18,14 @@ impl Store {
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<(Draft, Option<Event>)>, Error> {
-        let row = sqlx::query(
-            r#"
-            SELECT d.id, d.organization_id, d.title, d.description, d.location,
-                   d.starts_at, d.ends_at, d.event_id, d.version,
-                   d.create_time, d.update_time, d.publish_time,
-                   e.id AS ev_id, e.organization_id AS ev_organization_id,
-                   e.draft_id AS ev_draft_id, e.title AS ev_title,
-                   e.description AS ev_description, e.location AS ev_location,
-                   e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
-                   e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
-            FROM drafts d
-            LEFT JOIN events e ON e.id = d.event_id
-            WHERE d.id = $1 AND d.organization_id = $2
-            "#,
-        )
+        let row = sqlx::query(concat!(
+            "SELECT d.*, e.* FROM (SELECT ",
+            draft_columns!(),
+            " FROM drafts WHERE id = $1 AND organization_id = $2) d
+            LEFT JOIN (SELECT ",
+            event_columns!(),
+            " FROM events) e ON e.ev_id = d.event_id",
+        ))
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
         .fetch_optional(self.pool())
@@ -59,7 +56,7 @@ impl Store {
         publish_time: Timestamp,
         now: Timestamp,
     ) -> Result<Option<(Draft, Event)>, Error> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             r#"
             WITH draft AS (
                 SELECT id, organization_id, title, description, location, starts_at, ends_at
@@ -80,18 +77,12 @@ impl Store {
                 WHERE drafts.id = event.draft_id AND drafts.version = $3
                 RETURNING drafts.*
             )
-            SELECT d.id, d.organization_id, d.title, d.description, d.location,
-                   d.starts_at, d.ends_at, d.event_id, d.version,
-                   d.create_time, d.update_time, d.publish_time,
-                   e.id AS ev_id, e.organization_id AS ev_organization_id,
-                   e.draft_id AS ev_draft_id, e.title AS ev_title,
-                   e.description AS ev_description, e.location AS ev_location,
-                   e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
-                   e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
-            FROM linked d
-            JOIN event e ON e.id = d.event_id
-            "#,
-        )
+            SELECT d.*, e.* FROM (SELECT "#,
+            draft_columns!(),
+            " FROM linked) d JOIN (SELECT ",
+            event_columns!(),
+            " FROM event) e ON e.ev_id = d.event_id",
+        ))
         .bind(draft.id.as_uuid())
         .bind(draft.organization_id.as_uuid())
         .bind(draft.version)
@@ -114,16 +105,11 @@ impl Store {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Option<Event>, Error> {
-        let row = sqlx::query(
-            r#"
-            SELECT id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
-                   title AS ev_title, description AS ev_description, location AS ev_location,
-                   starts_at AS ev_starts_at, ends_at AS ev_ends_at,
-                   publish_time AS ev_publish_time, create_time AS ev_create_time
-            FROM events
-            WHERE id = $1 AND organization_id = $2
-            "#,
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE id = $1 AND organization_id = $2",
+        ))
         .bind(event_id.as_uuid())
         .bind(organization_id.as_uuid())
         .fetch_optional(self.pool())

@@ -1,5 +1,6 @@
-//! Rows to domain values. Draft columns keep their names; event columns are
-//! selected with an `ev_` prefix so both fit in one joined row.
+//! Rows to domain values, and the column lists that produce those rows, kept
+//! side by side. Draft columns keep their names; event columns are selected
+//! with an `ev_` prefix so both fit in one joined row.
 
 use sqlx::{Row, postgres::PgRow};
 use time::OffsetDateTime;
@@ -8,6 +9,26 @@ use uuid::Uuid;
 use crate::domain::{
     Description, Draft, DraftContent, DraftId, Event, EventId, Location, OrganizationId, Timestamp, Title,
 };
+
+/// The columns of `drafts` that [`draft`] reads, for `concat!` into SQL.
+macro_rules! draft_columns {
+    () => {
+        "id, organization_id, title, description, location, starts_at, ends_at, \
+         event_id, version, create_time, update_time, publish_time"
+    };
+}
+
+/// The columns of `events` that [`event`] reads, `ev_`-prefixed.
+macro_rules! event_columns {
+    () => {
+        "id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id, \
+         title AS ev_title, description AS ev_description, location AS ev_location, \
+         starts_at AS ev_starts_at, ends_at AS ev_ends_at, \
+         publish_time AS ev_publish_time, create_time AS ev_create_time"
+    };
+}
+
+pub(super) use {draft_columns, event_columns};
 
 fn instant(row: &PgRow, column: &str) -> sqlx::Result<Timestamp> {
     row.try_get::<OffsetDateTime, _>(column).map(Timestamp::from_datetime)
