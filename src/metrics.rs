@@ -11,11 +11,10 @@ use axum::{Router, extract::State, http::header, response::IntoResponse, routing
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tonic::Code;
 
-use crate::app::PublishOutcome;
+use crate::{app::PublishOutcome, store::Store};
 
 /// The metrics of one server; cheap to clone.
 #[derive(Clone)]
@@ -30,6 +29,7 @@ struct Inner {
     publishes: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
+    pool_waiting: IntGauge,
 }
 
 impl Default for Metrics {
@@ -68,6 +68,9 @@ impl Metrics {
         let pool_max_connections =
             IntGauge::new("draftpublisher_db_pool_max_connections", "Configured size limit of the pool")
                 .expect("valid metric");
+        let pool_waiting =
+            IntGauge::new("draftpublisher_db_pool_waiting_calls", "Calls waiting for a database connection")
+                .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
@@ -75,11 +78,19 @@ impl Metrics {
             Box::new(publishes.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_max_connections.clone()),
+            Box::new(pool_waiting.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        let inner =
-            Inner { registry, calls, call_seconds, publishes, pool_connections, pool_max_connections };
+        let inner = Inner {
+            registry,
+            calls,
+            call_seconds,
+            publishes,
+            pool_connections,
+            pool_max_connections,
+            pool_waiting,
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -93,7 +104,10 @@ impl Metrics {
     }
 
     /// The text exposition format, with the pool's gauges read now.
-    pub fn render(&self, pool: &PgPool) -> String {
+    pub fn render(&self, store: &Store) -> String {
+        let pool = store.pool();
+        let waiting = i64::try_from(store.waiting_for_connection()).unwrap_or(i64::MAX);
+        self.inner.pool_waiting.set(waiting);
         let open = i64::from(pool.size());
         let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX).min(open);
         self.inner.pool_connections.with_label_values(&["idle"]).set(idle);
@@ -136,19 +150,19 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-async fn scrape(State((metrics, pool)): State<(Metrics, PgPool)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(&pool))
+async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(&store))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
-    pool: PgPool,
+    store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local_addr = listener.local_addr().context("reading the metrics address")?;
     tracing::info!(%local_addr, "serving metrics on /metrics");
-    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, pool));
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
 }

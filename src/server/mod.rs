@@ -127,7 +127,7 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().pool().clone(), stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().clone(), stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);

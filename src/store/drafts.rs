@@ -53,7 +53,7 @@ impl Store {
         .bind(content.starts_at.map(|t| t.as_datetime()))
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         if let Some(row) = inserted {
@@ -71,7 +71,7 @@ impl Store {
         ))
         .bind(new.organization_id.as_uuid())
         .bind(request_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?
         // Drafts are never deleted, so the conflicting row is there.
@@ -100,7 +100,7 @@ impl Store {
         ))
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         row.as_ref().map(rows::draft).transpose().map_err(classify)
@@ -132,7 +132,7 @@ impl Store {
         .bind(content.starts_at.map(|t| t.as_datetime()))
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         row.as_ref().map(rows::draft).transpose().map_err(classify)
@@ -184,7 +184,7 @@ impl Store {
         .bind(status)
         .bind(now.as_datetime())
         .bind(i64::from(page_size.get()) + 1)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         found.iter().map(rows::draft).collect::<Result<_, _>>().map_err(classify)

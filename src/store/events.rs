@@ -28,7 +28,7 @@ impl Store {
         ))
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
@@ -89,7 +89,7 @@ impl Store {
         .bind(event_id.as_uuid())
         .bind(publish_time.as_datetime())
         .bind(now.as_datetime())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
@@ -112,7 +112,7 @@ impl Store {
         ))
         .bind(event_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
         Ok(row.as_ref().map(rows::event).transpose().map_err(classify)?.flatten())

@@ -8,14 +8,24 @@ mod error;
 mod events;
 mod rows;
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
-    ConnectOptions, Connection, PgPool,
+    ConnectOptions, Connection, PgPool, Postgres,
     migrate::{MigrateDatabase, Migrator},
+    pool::PoolConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
+
+use crate::error::Error;
 
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
@@ -54,6 +64,25 @@ pub struct Store {
     /// One connection of its own for the health probe, so a busy pool does
     /// not read as a database outage.
     probe: PgPool,
+    /// Calls waiting for a connection of `pool` right now (a metric the pool
+    /// itself does not expose).
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts one waiter for as long as it lives, even if the wait is cancelled.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn begin(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Store {
@@ -101,11 +130,22 @@ impl Store {
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        Ok(Self { pool, probe })
+        Ok(Self { pool, probe, waiting: Arc::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How many calls are waiting for a database connection now.
+    pub fn waiting_for_connection(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// A connection of the pool for one statement, counted while awaited.
+    async fn connection(&self) -> Result<PoolConnection<Postgres>, Error> {
+        let _waiting = Waiting::begin(&self.waiting);
+        self.pool.acquire().await.map_err(error::classify)
     }
 
     /// Applies pending migrations; safe to run from several replicas at once.

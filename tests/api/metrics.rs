@@ -1,8 +1,8 @@
 //! Prometheus metrics on their own HTTP listener, scraped after real calls.
 
-use std::{collections::BTreeMap, net::SocketAddr};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
-use draft_publisher::proto::v1 as pb;
+use draft_publisher::{proto::v1 as pb, server::ServerSettings, store::PoolSettings};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -104,4 +104,36 @@ async fn unknown_methods_share_one_label() {
         1.0,
     );
     assert!(!text.contains("NoSuchMethod"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_a_database_connection_are_counted() {
+    let pool =
+        PoolSettings { max_connections: 1, acquire_timeout: Duration::from_secs(30), ..Default::default() };
+    let app = spawn_app_with_pool(pool, ServerSettings::default()).await;
+    let draft = app.complete_draft(&new_id()).await;
+    // The only connection stays busy: its publish waits on the draft's row.
+    let blocker = app.hold_draft(&draft.id).await;
+    let first = app.publish_in_background(&draft);
+    app.until_a_call_waits_on_a_lock().await;
+
+    let queued = [app.publish_in_background(&draft), app.publish_in_background(&draft)];
+    let mut waiting = 0.0;
+    for _ in 0..500 {
+        let (_, text) = scrape(app.metrics_addr).await;
+        waiting = sample(&text, "draftpublisher_db_pool_waiting_calls", &[]).unwrap();
+        if waiting == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, 2.0, "two calls queue for the one connection");
+
+    blocker.commit().await.unwrap();
+    first.await.unwrap().expect("the first publish finishes");
+    for call in queued {
+        assert!(call.await.unwrap().expect("a queued publish finishes").already_published);
+    }
+    let (_, text) = scrape(app.metrics_addr).await;
+    assert_sample(&text, "draftpublisher_db_pool_waiting_calls", &[], 0.0);
 }
