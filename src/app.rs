@@ -105,10 +105,7 @@ impl App {
                 return Err(Error::VersionMismatch { expected, current: draft.version });
             }
             let content = patch.apply(&draft.content)?;
-            self.store
-                .update_draft_content(&draft, &content, self.now())
-                .await?
-                .ok_or_else(|| Error::Conflict(sqlx::Error::RowNotFound))
+            self.store.update_draft_content(&draft, &content, self.now()).await
         })
         .await
     }
@@ -174,10 +171,7 @@ impl App {
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
             match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
-                Ok(Some((draft, event))) => {
-                    Ok(Publication { draft, event, outcome: PublishOutcome::Created })
-                }
-                Ok(None) => Err(Error::Conflict(sqlx::Error::RowNotFound)),
+                Ok((draft, event)) => Ok(Publication { draft, event, outcome: PublishOutcome::Created }),
                 Err(Error::PublishRaceLost) => {
                     lost_race.store(true, Ordering::Relaxed);
                     Err(Error::PublishRaceLost)

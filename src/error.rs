@@ -38,8 +38,11 @@ pub enum Error {
     /// one-event-per-draft constraint): read the winner's event.
     #[error("the draft was published concurrently")]
     PublishRaceLost,
-    /// Serialization failure, deadlock, or the draft changing under a
-    /// statement: worth another attempt.
+    /// The draft was no longer at the version read when a write ran (an
+    /// update, or a publish committed in between): read it again.
+    #[error("the draft changed concurrently")]
+    DraftChanged,
+    /// Serialization failure or deadlock: worth another attempt.
     #[error("concurrent modification: {0}")]
     Conflict(#[source] sqlx::Error),
     /// Retries were exhausted while other calls kept changing the draft.
@@ -69,7 +72,7 @@ fn describe(violations: &[FieldViolation]) -> String {
 impl Error {
     /// Worth retrying inside the service.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Conflict(_) | Self::PublishRaceLost)
+        matches!(self, Self::DraftChanged | Self::Conflict(_) | Self::PublishRaceLost)
     }
 
     /// The status code and `ErrorInfo.reason` the contract gives this error.
@@ -85,7 +88,7 @@ impl Error {
             Self::DraftIncomplete(_) => (Code::FailedPrecondition, "DRAFT_INCOMPLETE"),
             Self::DraftAlreadyPublished => (Code::FailedPrecondition, "DRAFT_ALREADY_PUBLISHED"),
             Self::VersionMismatch { .. } => (Code::Aborted, "VERSION_MISMATCH"),
-            Self::PublishRaceLost | Self::Conflict(_) | Self::ContentionExhausted => {
+            Self::PublishRaceLost | Self::DraftChanged | Self::Conflict(_) | Self::ContentionExhausted => {
                 (Code::Aborted, "CONCURRENT_MODIFICATION")
             }
             Self::MissingCredentials => (Code::Unauthenticated, "MISSING_CREDENTIALS"),

@@ -107,13 +107,14 @@ impl Store {
     }
 
     /// Replaces the content of an unpublished draft, if it is still at
-    /// `version`: `None` means it changed (or was published) meanwhile.
+    /// `version`; `Error::DraftChanged` when it changed (or was published)
+    /// meanwhile.
     pub async fn update_draft_content(
         &self,
         draft: &Draft,
         content: &DraftContent,
         now: Timestamp,
-    ) -> Result<Option<Draft>, Error> {
+    ) -> Result<Draft, Error> {
         let row = sqlx::query(concat!(
             r#"
             UPDATE drafts
@@ -135,7 +136,7 @@ impl Store {
         .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
-        row.as_ref().map(rows::draft).transpose().map_err(classify)
+        rows::draft(&row.ok_or(Error::DraftChanged)?).map_err(classify)
     }
 
     /// One page of an organisation's drafts after `after`, oldest first.

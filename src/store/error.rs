@@ -15,7 +15,7 @@ pub(super) fn classify(error: sqlx::Error) -> Error {
             let code = db.code().unwrap_or_default();
             match (code.as_ref(), db.constraint()) {
                 ("23505", Some(ONE_EVENT_PER_DRAFT)) => Error::PublishRaceLost,
-                ("23503", Some(DRAFT_LINKS_BACK)) => Error::Conflict(error),
+                ("23503", Some(DRAFT_LINKS_BACK)) => Error::DraftChanged,
                 // serialization_failure, deadlock_detected
                 ("40001" | "40P01", _) => Error::Conflict(error),
                 // connection exceptions, shutdown, too many connections,

@@ -45,17 +45,17 @@ impl Store {
     /// statement rolls back whole. If the draft changes between the insert
     /// and the link, the link finds no row and the at-commit foreign key
     /// (the event's draft must name it) rolls everything back
-    /// (`Error::Conflict`): an orphan event can never be committed.
-    ///
-    /// `None` means the draft was no longer at the version read (updated, or
-    /// published and committed before this statement began): read it again.
+    /// (`Error::DraftChanged`): an orphan event can never be committed. A
+    /// draft no longer at the version read when the statement began (updated,
+    /// or published and committed) inserts nothing: `Error::DraftChanged`
+    /// too.
     pub async fn link_new_event(
         &self,
         draft: &Draft,
         event_id: EventId,
         publish_time: Timestamp,
         now: Timestamp,
-    ) -> Result<Option<(Draft, Event)>, Error> {
+    ) -> Result<(Draft, Event), Error> {
         let row = sqlx::query(concat!(
             r#"
             WITH draft AS (
@@ -92,12 +92,12 @@ impl Store {
         .fetch_optional(&mut *self.connection().await?)
         .await
         .map_err(classify)?;
-        let Some(row) = row else { return Ok(None) };
+        let row = row.ok_or(Error::DraftChanged)?;
         let draft = rows::draft(&row).map_err(classify)?;
         let event = rows::event(&row)
             .map_err(classify)?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("publish returned no event")))?;
-        Ok(Some((draft, event)))
+        Ok((draft, event))
     }
 
     pub async fn get_event(

@@ -41,21 +41,6 @@ async fn drop_constraints(db: &PgPool, constraints: &[&str]) {
     }
 }
 
-/// Inserts event `id` as a copy of draft `draft`'s content.
-async fn insert_event(db: &PgPool, id: Uuid, draft: Uuid) {
-    sqlx::query(
-        "INSERT INTO events (id, organization_id, draft_id, title, description, location,
-                             starts_at, ends_at, publish_time, create_time)
-         SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now()
-         FROM drafts WHERE id = $2",
-    )
-    .bind(id)
-    .bind(draft)
-    .execute(db)
-    .await
-    .unwrap();
-}
-
 async fn link(db: &PgPool, draft: Uuid, event: Option<Uuid>, status: &str) {
     sqlx::query("UPDATE drafts SET event_id = $2, status = $3, publish_time = now() WHERE id = $1")
         .bind(draft)
@@ -97,7 +82,7 @@ async fn each_kind_of_violation_is_reported_with_its_ids() {
             0 => {
                 // A second event for a published draft.
                 drop_constraints(db, &["events_draft_id_key", "events_draft_links_back_fkey"]).await;
-                insert_event(db, stray, d).await;
+                insert_event_copy(db, stray, d).await;
                 vec![
                     (DraftWithSeveralEvents, vec![d], sorted(vec![e, stray])),
                     (OrphanEvent, vec![d], vec![stray]),
@@ -115,7 +100,7 @@ async fn each_kind_of_violation_is_reported_with_its_ids() {
             2 => {
                 // An event its draft does not name.
                 drop_constraints(db, &["events_draft_links_back_fkey"]).await;
-                insert_event(db, stray, u).await;
+                insert_event_copy(db, stray, u).await;
                 vec![(OrphanEvent, vec![u], vec![stray])]
             }
             3 => {
@@ -181,7 +166,7 @@ async fn audit_command_prints_each_violation_and_exits_non_zero() {
     drop_constraints(&app.db, &constraints).await;
     link(&app.db, unpublished, None, "published").await;
     let orphan = Uuid::now_v7();
-    insert_event(&app.db, orphan, published).await;
+    insert_event_copy(&app.db, orphan, published).await;
 
     let (code, stdout, stderr) = run_audit(app.database_url());
 

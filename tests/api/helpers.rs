@@ -307,17 +307,7 @@ impl TestApp {
         let draft_id = uuid::Uuid::parse_str(draft_id).unwrap();
         let event_id = uuid::Uuid::now_v7();
         let mut rival = self.db.begin().await.unwrap();
-        sqlx::query(
-            "INSERT INTO events (id, organization_id, draft_id, title, description, location,
-                                 starts_at, ends_at, publish_time, create_time)
-             SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now()
-             FROM drafts WHERE id = $2",
-        )
-        .bind(event_id)
-        .bind(draft_id)
-        .execute(&mut *rival)
-        .await
-        .unwrap();
+        insert_event_copy(&mut *rival, event_id, draft_id).await;
         sqlx::query(
             "UPDATE drafts SET status = 'published', event_id = $1, publish_time = now(), version = version + 1
              WHERE id = $2",
@@ -329,6 +319,26 @@ impl TestApp {
         .unwrap();
         (rival, event_id)
     }
+}
+
+/// Inserts event `event_id` as a copy of draft `draft_id`'s content, with raw
+/// SQL: another publisher, or a seeded violation.
+pub async fn insert_event_copy<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    event_id: uuid::Uuid,
+    draft_id: uuid::Uuid,
+) {
+    sqlx::query(
+        "INSERT INTO events (id, organization_id, draft_id, title, description, location,
+                             starts_at, ends_at, publish_time, create_time)
+         SELECT $1, organization_id, id, title, description, location, starts_at, ends_at, now(), now()
+         FROM drafts WHERE id = $2",
+    )
+    .bind(event_id)
+    .bind(draft_id)
+    .execute(db)
+    .await
+    .unwrap();
 }
 
 impl Drop for TestApp {

@@ -1,4 +1,12 @@
-use draft_publisher::proto::v1 as pb;
+use std::sync::Arc;
+
+use draft_publisher::{
+    app::App,
+    domain::SystemClock,
+    proto::v1 as pb,
+    server::ServerSettings,
+    store::{PoolSettings, Store},
+};
 use tonic::Code;
 
 use crate::helpers::*;
@@ -170,4 +178,22 @@ async fn bad_page_size_and_page_tokens_are_invalid() {
         assert_error(&status, Code::InvalidArgument, "INVALID_PAGE_TOKEN");
         assert_invalid_field(&status, "page_token");
     }
+}
+
+#[tokio::test]
+async fn a_page_token_works_on_another_replica() {
+    let app = spawn_app().await;
+    let org = new_id();
+    let created = create_drafts(&app, &org, 3).await;
+    let store = Store::connect_lazy(app.database_url(), &PoolSettings::default()).unwrap();
+    let (replica, _shutdown, _server) =
+        spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await;
+
+    let first =
+        app.client.clone().list_drafts(list(&org, 2, "", pb::DraftStatus::Unspecified)).await.unwrap();
+    let token = first.into_inner().next_page_token;
+    let rest = connect(replica).await.list_drafts(list(&org, 2, &token, pb::DraftStatus::Unspecified)).await;
+
+    let ids: Vec<_> = rest.unwrap().into_inner().drafts.into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, created[2..]);
 }

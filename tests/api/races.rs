@@ -122,13 +122,7 @@ async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event()
     // slot in the one-event-per-draft index until it commits.
     let (winner, winner_event) = app.rival_publish(&draft.id).await;
 
-    let loser = {
-        let (org, draft_id, mut client) = (org.clone(), draft.id.clone(), connect(app.addr).await);
-        tokio::spawn(async move {
-            let request = pb::PublishDraftRequest { organization_id: org, draft_id, publish_at: None };
-            client.publish_draft(request).await.map(|r| r.into_inner())
-        })
-    };
+    let loser = app.publish_in_background(&draft);
     app.until_a_call_waits_on_a_lock().await;
     winner.commit().await.unwrap();
 
@@ -153,13 +147,7 @@ async fn publish_racing_an_update_never_commits_an_orphan_or_stale_event() {
         .execute(&mut *update)
         .await
         .unwrap();
-    let publisher = {
-        let (org, draft_id, mut client) = (org.clone(), draft.id.clone(), connect(app.addr).await);
-        tokio::spawn(async move {
-            let request = pb::PublishDraftRequest { organization_id: org, draft_id, publish_at: None };
-            client.publish_draft(request).await.map(|r| r.into_inner())
-        })
-    };
+    let publisher = app.publish_in_background(&draft);
     app.until_a_call_waits_on_a_lock().await;
     update.commit().await.unwrap();
 
