@@ -3,8 +3,6 @@
 //! its own database — the drift, manual SQL or restored backup the audit is
 //! there to catch — then seeds the state with raw SQL.
 
-use std::process::Command;
-
 use draft_publisher::{
     audit,
     store::{PoolSettings, Store, ViolationKind},
@@ -12,7 +10,7 @@ use draft_publisher::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::*;
+use crate::support::{binary::run_audit, database::UNREACHABLE_DATABASE_URL, rows::insert_event_copy, *};
 
 /// A database with one published draft (and its event) and one unpublished
 /// draft, made through the service.
@@ -24,7 +22,7 @@ struct Seeded {
 }
 
 async fn seeded() -> Seeded {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let published = app.complete_draft(&org).await.id;
     let event = app.publish(&org, &published).await.expect("published").event_id;
@@ -138,25 +136,14 @@ async fn each_kind_of_violation_is_reported_with_its_ids() {
     }
 }
 
-fn run_audit(database_url: &str) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_draft-publisher"))
-        .arg("audit")
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("draft-publisher audit runs");
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status.code(), text(output.stdout), text(output.stderr))
-}
-
 #[tokio::test]
 async fn audit_command_exits_zero_with_one_line_on_a_clean_database() {
     let seeded = seeded().await;
 
-    let (code, stdout, stderr) = run_audit(seeded.app.database_url());
+    let run = run_audit(seeded.app.database_url());
 
-    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
-    assert_eq!(stdout, "audit clean: 2 drafts, 1 events, no violations\n");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "audit clean: 2 drafts, 1 events, no violations\n");
 }
 
 #[tokio::test]
@@ -168,11 +155,11 @@ async fn audit_command_prints_each_violation_and_exits_non_zero() {
     let orphan = Uuid::now_v7();
     insert_event_copy(&app.db, orphan, published).await;
 
-    let (code, stdout, stderr) = run_audit(app.database_url());
+    let run = run_audit(app.database_url());
 
-    assert_eq!(code, Some(i32::from(audit::EXIT_VIOLATIONS)), "stdout: {stdout}\nstderr: {stderr}");
-    let lines: Vec<_> = stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(run.code, Some(i32::from(audit::EXIT_VIOLATIONS)), "{run:?}");
+    let lines: Vec<_> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
     assert!(lines.iter().any(|l| l.starts_with("I1 draft_with_several_events")
         && l.contains(&published.to_string())
         && l.contains(&event.to_string())
@@ -182,13 +169,13 @@ async fn audit_command_prints_each_violation_and_exits_non_zero() {
         lines.iter().any(|l| l.starts_with("I3 status_mismatch") && l.contains(&unpublished.to_string()))
     );
     assert_eq!(lines[3], "audit FAILED: 3 violation(s) in 2 drafts, 2 events");
-    assert!(stderr.contains("3 invariant violation(s)"), "{stderr}");
+    assert!(run.stderr.contains("3 invariant violation(s)"), "{}", run.stderr);
 }
 
 #[tokio::test]
 async fn audit_command_that_cannot_reach_the_database_exits_one() {
-    let (code, stdout, stderr) = run_audit("postgres://postgres@127.0.0.1:1/none");
+    let run = run_audit(UNREACHABLE_DATABASE_URL);
 
-    assert_eq!(code, Some(1), "stdout: {stdout}\nstderr: {stderr}");
-    assert_eq!(stdout, "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
 }

@@ -1,15 +1,15 @@
 use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn creates_a_draft_at_version_one_with_lowercase_ids() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id().to_uppercase();
     let request = pb::CreateDraftRequest { title: "Launch ✨".into(), ..complete_draft_request(&org) };
 
-    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let draft = app.create(request).await;
 
     assert_eq!(draft.organization_id, org.to_lowercase());
     assert_eq!(draft.id, draft.id.to_lowercase());
@@ -26,10 +26,10 @@ async fn creates_a_draft_at_version_one_with_lowercase_ids() {
 
 #[tokio::test]
 async fn accepts_incomplete_content() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let request = pb::CreateDraftRequest { organization_id: new_id(), ..Default::default() };
 
-    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let draft = app.create(request).await;
 
     assert_eq!(draft.title, "");
     assert!(draft.starts_at.is_none() && draft.ends_at.is_none());
@@ -37,15 +37,15 @@ async fn accepts_incomplete_content() {
 
 #[tokio::test]
 async fn same_request_id_yields_the_same_draft() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let request = pb::CreateDraftRequest { request_id: new_id(), ..complete_draft_request(&org) };
 
-    let first = app.client.clone().create_draft(request.clone()).await.unwrap().into_inner().draft.unwrap();
-    let again = app.client.clone().create_draft(request.clone()).await.unwrap().into_inner().draft.unwrap();
+    let first = app.create(request.clone()).await;
+    let again = app.create(request.clone()).await;
     // The key is scoped to the organisation.
     let other_org = pb::CreateDraftRequest { organization_id: new_id(), ..request };
-    let other = app.client.clone().create_draft(other_org).await.unwrap().into_inner().draft.unwrap();
+    let other = app.create(other_org).await;
 
     assert_eq!(first, again);
     assert_ne!(other.id, first.id);
@@ -54,13 +54,13 @@ async fn same_request_id_yields_the_same_draft() {
 
 #[tokio::test]
 async fn request_id_reused_with_other_content_is_rejected() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let request = pb::CreateDraftRequest { request_id: new_id(), ..complete_draft_request(&org) };
-    app.client.clone().create_draft(request.clone()).await.unwrap();
+    app.create_draft(request.clone()).await.unwrap();
 
     let changed = pb::CreateDraftRequest { title: "Another title".into(), ..request.clone() };
-    let status = app.client.clone().create_draft(changed).await.unwrap_err();
+    let status = app.create_draft(changed).await.unwrap_err();
 
     assert_error(&status, Code::InvalidArgument, "REQUEST_ID_REUSED");
     assert_invalid_field(&status, "request_id");
@@ -69,13 +69,13 @@ async fn request_id_reused_with_other_content_is_rejected() {
 
 #[tokio::test]
 async fn retry_after_the_draft_changed_still_returns_it() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let request = pb::CreateDraftRequest { request_id: new_id(), ..complete_draft_request(&org) };
-    let draft = app.client.clone().create_draft(request.clone()).await.unwrap().into_inner().draft.unwrap();
+    let draft = app.create(request.clone()).await;
     app.publish(&org, &draft.id).await.unwrap();
 
-    let again = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let again = app.create(request).await;
 
     assert_eq!(again.id, draft.id);
     assert_eq!(again.status(), pb::DraftStatus::Published);
@@ -83,7 +83,7 @@ async fn retry_after_the_draft_changed_still_returns_it() {
 
 #[tokio::test]
 async fn invalid_content_is_rejected_field_by_field() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let base = complete_draft_request(&org);
     let cases: Vec<(&str, pb::CreateDraftRequest)> = vec![
@@ -106,7 +106,7 @@ async fn invalid_content_is_rejected_field_by_field() {
     ];
 
     for (field, request) in cases {
-        let status = app.client.clone().create_draft(request).await.unwrap_err();
+        let status = app.create_draft(request).await.unwrap_err();
         assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
         assert_invalid_field(&status, field);
     }
@@ -115,7 +115,7 @@ async fn invalid_content_is_rejected_field_by_field() {
 
 #[tokio::test]
 async fn limits_are_inclusive_and_count_characters() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let request = pb::CreateDraftRequest {
         title: "é".repeat(200),
         location: "🎉".repeat(500),
@@ -123,7 +123,7 @@ async fn limits_are_inclusive_and_count_characters() {
         ..complete_draft_request(&new_id())
     };
 
-    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let draft = app.create(request).await;
 
     assert_eq!(draft.title.chars().count(), 200);
     assert_eq!(draft.location.chars().count(), 500);
@@ -131,14 +131,14 @@ async fn limits_are_inclusive_and_count_characters() {
 
 #[tokio::test]
 async fn every_violation_is_reported_at_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let request = pb::CreateDraftRequest {
         organization_id: "nope".into(),
         title: "x".repeat(300),
         ..Default::default()
     };
 
-    let status = app.client.clone().create_draft(request).await.unwrap_err();
+    let status = app.create_draft(request).await.unwrap_err();
 
     assert_invalid_field(&status, "organization_id");
     assert_invalid_field(&status, "title");

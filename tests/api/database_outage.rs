@@ -1,67 +1,45 @@
 //! The database going away under a running service, and coming back.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use draft_publisher::{
-    app::App, domain::SystemClock, prepare_database, proto::v1 as pb, server::ServerSettings,
-    store::PoolSettings,
-};
-use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic_health::pb::{
-    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
-    health_client::HealthClient,
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_client::HealthClient};
+
+use crate::support::{
+    health::{NAMES, SERVICE, ServingStatus, health_status},
+    pg_cluster::{PgCluster, StopMode},
+    *,
 };
 
-use crate::{
-    helpers::*,
-    support::pg_cluster::{PgCluster, StopMode},
-};
+/// The contract: health follows the database within 2 s either way.
+const HEALTH_FOLLOWS_WITHIN: Duration = Duration::from_secs(2);
 
-const SERVICE: &str = "draftpublisher.v1.DraftPublisher";
-
-/// The real server on a database of `cluster`.
-async fn spawn_server_on(
-    cluster: &PgCluster,
-) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
-    let store = prepare_database(&cluster.url("draft_publisher"), &PoolSettings::default()).await.unwrap();
-    spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await
+/// The real server on a database of a private cluster, which the test may
+/// stop and start.
+async fn spawn_app_on(cluster: &PgCluster) -> TestApp {
+    TestApp::builder().database_url(&cluster.url("draft_publisher")).spawn().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_database_fails_fast_and_the_service_recovers_when_it_returns() {
     let cluster = PgCluster::start();
-    let (addr, _shutdown, _server) = spawn_server_on(&cluster).await;
-    let mut client = connect(addr).await;
-    let org = new_id();
-    let draft = client.create_draft(complete_draft_request(&org)).await.unwrap().into_inner().draft.unwrap();
-    let get = pb::GetDraftRequest { organization_id: org.clone(), draft_id: draft.id.clone() };
+    let app = spawn_app_on(&cluster).await;
+    let draft = app.complete_draft(&new_id()).await;
 
     cluster.stop(StopMode::Fast);
     let started = Instant::now();
-    let status = client.get_draft(get.clone()).await.unwrap_err();
+    let status = app.get_draft(draft.get_request()).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
-    let status = client
-        .publish_draft(pb::PublishDraftRequest {
-            organization_id: org.clone(),
-            draft_id: draft.id.clone(),
-            publish_at: None,
-        })
-        .await
-        .unwrap_err();
+    let status = app.publish_draft(draft.publish_request()).await.unwrap_err();
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
 
     cluster.start_again();
     let mut recovered = None;
     for _ in 0..500 {
-        if let Ok(answer) = client.get_draft(get.clone()).await {
-            recovered = answer.into_inner().draft;
+        if let Ok(answer) = app.get_draft(draft.get_request()).await {
+            recovered = answer.draft;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -81,8 +59,8 @@ async fn next_status(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_database_within_two_seconds_and_watch_streams_both_changes() {
     let cluster = PgCluster::start();
-    let (addr, _shutdown, _server) = spawn_server_on(&cluster).await;
-    let mut watch = HealthClient::new(channel(addr).await)
+    let app = spawn_app_on(&cluster).await;
+    let mut watch = HealthClient::new(app.channel().await)
         .watch(HealthCheckRequest { service: SERVICE.to_owned() })
         .await
         .unwrap()
@@ -92,55 +70,52 @@ async fn health_follows_the_database_within_two_seconds_and_watch_streams_both_c
 
     let stopping = Instant::now();
     cluster.stop(StopMode::Fast);
-    let status = next_status(&mut watch, stopping + Duration::from_secs(2)).await;
+    let status = next_status(&mut watch, stopping + HEALTH_FOLLOWS_WITHIN).await;
     assert_eq!(status, Some(ServingStatus::NotServing), "after {:?}", stopping.elapsed());
-    assert_eq!(health_status(addr, SERVICE).await, ServingStatus::NotServing);
-    assert_eq!(health_status(addr, "").await, ServingStatus::NotServing);
+    for name in NAMES {
+        assert_eq!(health_status(app.addr, name).await, ServingStatus::NotServing, "{name:?}");
+    }
 
     cluster.start_again();
     let back = Instant::now();
-    let status = next_status(&mut watch, back + Duration::from_secs(2)).await;
+    let status = next_status(&mut watch, back + HEALTH_FOLLOWS_WITHIN).await;
     assert_eq!(status, Some(ServingStatus::Serving), "after {:?}", back.elapsed());
-    assert_eq!(health_status(addr, "").await, ServingStatus::Serving);
+    assert_eq!(health_status(app.addr, "").await, ServingStatus::Serving);
 }
 
 /// A call waiting on a row lock keeps the pool's only connection busy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_is_unavailable_after_the_acquire_timeout() {
-    let pool = PoolSettings {
-        max_connections: 1,
-        acquire_timeout: Duration::from_millis(500),
-        ..PoolSettings::default()
-    };
-    let app = spawn_app_with_pool(pool, ServerSettings::default()).await;
+    let app = TestApp::builder()
+        .pool(|pool| (pool.max_connections, pool.acquire_timeout) = (1, Duration::from_millis(500)))
+        .spawn()
+        .await;
     let draft = app.complete_draft(&new_id()).await;
-    let blocker = app.hold_draft(&draft.id).await;
+    let holder = app.hold_draft(&draft.id).await;
     let in_flight = app.publish_in_background(&draft);
-    app.until_a_call_waits_on_a_lock().await;
+    app.until_calls_wait_on_locks(1).await;
 
     let started = Instant::now();
-    let get =
-        pb::GetDraftRequest { organization_id: draft.organization_id.clone(), draft_id: draft.id.clone() };
-    let status = app.client.clone().get_draft(get).await.unwrap_err();
+    let status = app.get_draft(draft.get_request()).await.unwrap_err();
 
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
-    blocker.commit().await.unwrap();
+    holder.commit().await.unwrap();
     in_flight.await.unwrap().expect("the call holding the connection finishes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_over_the_statement_timeout_is_unavailable() {
-    let pool = PoolSettings { statement_timeout: Duration::from_millis(300), ..PoolSettings::default() };
-    let app = spawn_app_with_pool(pool, ServerSettings::default()).await;
+    let app =
+        TestApp::builder().pool(|pool| pool.statement_timeout = Duration::from_millis(300)).spawn().await;
     let draft = app.complete_draft(&new_id()).await;
-    let blocker = app.hold_draft(&draft.id).await;
+    let holder = app.hold_draft(&draft.id).await;
 
     let started = Instant::now();
     let status = app.publish(&draft.organization_id, &draft.id).await.unwrap_err();
 
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
-    blocker.rollback().await.unwrap();
+    holder.rollback().await.unwrap();
     assert_eq!(app.count("SELECT count(*) FROM events").await, 0, "the cancelled publish left an event");
 }

@@ -3,17 +3,14 @@
 //! must be answered with the contract's code and reason — never INTERNAL or
 //! UNKNOWN — and the server must keep serving after every one.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+mod values;
+
 use draft_publisher::proto::v1 as pb;
-use prost_types::{FieldMask, Timestamp};
-use sha2::{Digest, Sha256};
+use prost_types::FieldMask;
 use tonic::{Code, Status};
 
-use crate::helpers::*;
-
-/// google.protobuf.Timestamp's valid range, in seconds.
-const MIN_SECONDS: i64 = -62_135_596_800;
-const MAX_SECONDS: i64 = 253_402_300_799;
+use self::values::*;
+use crate::support::*;
 
 #[derive(Debug)]
 enum Call {
@@ -26,7 +23,7 @@ enum Call {
 }
 
 impl Call {
-    async fn send(self, mut client: Client) -> Result<(), Status> {
+    async fn send(self, client: &TestClient) -> Result<(), Status> {
         match self {
             Self::Create(r) => client.create_draft(r).await.map(drop),
             Self::Get(r) => client.get_draft(r).await.map(drop),
@@ -126,61 +123,6 @@ impl World {
         edit(&mut r);
         Call::GetEvent(r)
     }
-}
-
-fn mask(paths: &[&str]) -> FieldMask {
-    FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }
-}
-
-fn at(seconds: i64, nanos: i32) -> Option<Timestamp> {
-    Some(Timestamp { seconds, nanos })
-}
-
-fn bad_uuids() -> Vec<(&'static str, String)> {
-    let valid = "0191d3e4-5b6a-7c8d-9e0f-1a2b3c4d5e6f";
-    vec![
-        ("empty", String::new()),
-        ("garbage", "not-a-uuid".into()),
-        ("simple form", valid.replace('-', "")),
-        ("braced", format!("{{{valid}}}")),
-        ("urn", format!("urn:uuid:{valid}")),
-        ("nil", "00000000-0000-0000-0000-000000000000".into()),
-        ("one short", valid[..35].into()),
-        ("one long", format!("{valid}0")),
-        ("non-hex", valid.replace('f', "g")),
-        ("NUL inside", format!("{}\0{}", &valid[..18], &valid[19..])),
-        ("padded", format!(" {valid}")),
-        ("multibyte digits", valid.replace('0', "０")),
-        ("36 multibyte chars", "é".repeat(36)),
-    ]
-}
-
-fn bad_timestamps() -> Vec<(&'static str, Option<Timestamp>)> {
-    vec![
-        ("negative nanos", at(1_900_000_000, -1)),
-        ("nanos of a whole second", at(1_900_000_000, 1_000_000_000)),
-        ("i32::MAX nanos", at(1_900_000_000, i32::MAX)),
-        ("i32::MIN nanos", at(1_900_000_000, i32::MIN)),
-        ("past year 9999", at(MAX_SECONDS + 1, 0)),
-        ("before year 1", at(MIN_SECONDS - 1, 0)),
-        ("i64::MAX seconds", at(i64::MAX, 0)),
-        ("i64::MIN seconds", at(i64::MIN, 0)),
-    ]
-}
-
-/// Text of `chars` characters `c`, so limits are probed in characters.
-fn text(c: char, chars: usize) -> String {
-    std::iter::repeat_n(c, chars).collect()
-}
-
-/// A page token with a valid checksum around a payload of our choosing.
-fn forged_token(real: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
-    let mut bytes = URL_SAFE_NO_PAD.decode(real).unwrap();
-    bytes.truncate(bytes.len() - 8);
-    edit(&mut bytes);
-    let sum = Sha256::digest(&bytes);
-    bytes.extend_from_slice(&sum[..8]);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn id_cases(w: &World, t: &mut Table) {
@@ -367,7 +309,7 @@ async fn world(app: &TestApp) -> World {
     let publish_target = app.complete_draft(&org).await.id;
     let to_publish = vec![app.complete_draft(&org).await.id, app.complete_draft(&org).await.id];
     let list = pb::ListDraftsRequest { organization_id: org.clone(), page_size: 1, ..Default::default() };
-    let page_token = app.client.clone().list_drafts(list).await.unwrap().into_inner().next_page_token;
+    let page_token = app.list_drafts(list).await.unwrap().next_page_token;
     World { org, draft, publish_target, to_publish, event, page_token }
 }
 
@@ -394,7 +336,7 @@ fn check(name: &str, result: Result<(), Status>, expect: Expect) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_field_value_gets_the_contracts_answer_and_the_server_keeps_serving() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let w = world(&app).await;
     let mut table = Table::default();
     id_cases(&w, &mut table);
@@ -410,13 +352,13 @@ async fn every_hostile_field_value_gets_the_contracts_answer_and_the_server_keep
     let total = cases.len();
 
     for (name, call, expect) in cases {
-        let result = call.send(app.client.clone()).await;
+        let result = call.send(&app).await;
         if let Err(status) = &result {
             assert!(!matches!(status.code(), Code::Internal | Code::Unknown), "{name}: {status:?}");
         }
         check(&name, result, expect);
         // Still serving, on the same connection.
-        app.client.clone().get_draft(w.get_request()).await.unwrap_or_else(|s| panic!("after {name}: {s:?}"));
+        app.get_draft(w.get_request()).await.unwrap_or_else(|s| panic!("after {name}: {s:?}"));
     }
 
     eprintln!("{total} hostile cases answered as the contract says");

@@ -3,23 +3,19 @@
 
 use std::time::Duration;
 
-use draft_publisher::{proto::v1 as pb, server::ServerSettings};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::*;
+use crate::support::{health, *};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_still_completes() {
-    let settings =
-        ServerSettings { request_timeout: Duration::from_millis(300), ..ServerSettings::default() };
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder().request_timeout(Duration::from_millis(300)).spawn().await;
     let draft = app.complete_draft(&new_id()).await;
-    let blocker = app.hold_draft(&draft.id).await;
+    let holder = app.hold_draft(&draft.id).await;
 
     let status = app.publish(&draft.organization_id, &draft.id).await.unwrap_err();
 
@@ -27,8 +23,8 @@ async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_st
     assert!(status.message().contains("300ms"), "{status:?}");
     // The publish was not cut half-way: still waiting for the row, it
     // completes once the row is free.
-    app.until_a_call_waits_on_a_lock().await;
-    blocker.commit().await.unwrap();
+    app.until_calls_wait_on_locks(1).await;
+    holder.commit().await.unwrap();
     let again = app.publish(&draft.organization_id, &draft.id).await.expect("publish answers");
     assert!(again.already_published, "the timed-out call published the draft");
     assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
@@ -36,22 +32,17 @@ async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
-    let settings = ServerSettings { max_concurrent_calls: 1, ..ServerSettings::default() };
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder().max_concurrent_calls(1).spawn().await;
     let draft = app.complete_draft(&new_id()).await;
-    let blocker = app.hold_draft(&draft.id).await;
+    let holder = app.hold_draft(&draft.id).await;
     let in_flight = app.publish_in_background(&draft);
-    app.until_a_call_waits_on_a_lock().await;
+    app.until_calls_wait_on_locks(1).await;
 
-    // The only permit is held until the blocker lets go: a queue would make
+    // The only permit is held until the holder lets go: a queue would make
     // these calls wait for it; shedding answers them now.
     let flood: Vec<_> = (0..20)
         .map(|_| {
-            let mut client = app.client.clone();
-            let request = pb::GetDraftRequest {
-                organization_id: draft.organization_id.clone(),
-                draft_id: draft.id.clone(),
-            };
+            let (client, request) = (app.client(), draft.get_request());
             tokio::spawn(async move { client.get_draft(request).await })
         })
         .collect();
@@ -59,16 +50,11 @@ async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
         let status = call.await.unwrap().unwrap_err();
         assert_error(&status, Code::Unavailable, "OVERLOADED");
     }
-    let mut health = HealthClient::new(channel(app.addr).await);
-    health.check(HealthCheckRequest { service: String::new() }).await.expect("health is never shed");
+    health::check(app.channel().await, "").await.expect("health is never shed");
 
-    blocker.commit().await.unwrap();
+    holder.commit().await.unwrap();
     in_flight.await.unwrap().expect("the call within the limit finishes");
-    app.client
-        .clone()
-        .get_draft(pb::GetDraftRequest { organization_id: draft.organization_id, draft_id: draft.id })
-        .await
-        .expect("served again once calls finished");
+    app.get_draft(draft.get_request()).await.expect("served again once calls finished");
 }
 
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -96,12 +82,10 @@ async fn frames_until_closed(mut connection: TcpStream) -> Vec<(u8, u8)> {
 
 #[tokio::test]
 async fn a_peer_that_ignores_keepalive_pings_is_disconnected() {
-    let settings = ServerSettings {
-        http2_keepalive_interval: Duration::from_millis(200),
-        http2_keepalive_timeout: Duration::from_millis(200),
-        ..ServerSettings::default()
-    };
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .http2_keepalive(Duration::from_millis(200), Duration::from_millis(200))
+        .spawn()
+        .await;
 
     let mut connection = TcpStream::connect(app.addr).await.unwrap();
     connection.write_all(HTTP2_PREFACE).await.unwrap();

@@ -1,24 +1,13 @@
-use std::sync::Arc;
+//! ListDrafts: stable order, page sizes, status filters, and page tokens
+//! valid only for their organisation and filter, on any replica.
 
-use draft_publisher::{
-    app::App,
-    domain::SystemClock,
-    proto::v1 as pb,
-    server::ServerSettings,
-    store::{PoolSettings, Store},
-};
+use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
-fn list(org: &str, page_size: i32, page_token: &str, status: pb::DraftStatus) -> pb::ListDraftsRequest {
-    pb::ListDraftsRequest {
-        organization_id: org.to_owned(),
-        page_size,
-        page_token: page_token.to_owned(),
-        status: status.into(),
-    }
-}
+/// The status filter that lists drafts of every status.
+const ANY: pb::DraftStatus = pb::DraftStatus::Unspecified;
 
 async fn create_drafts(app: &TestApp, org: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
@@ -33,8 +22,7 @@ async fn list_all(app: &TestApp, org: &str, page_size: i32, status: pb::DraftSta
     let mut ids = Vec::new();
     let mut token = String::new();
     loop {
-        let page =
-            app.client.clone().list_drafts(list(org, page_size, &token, status)).await.unwrap().into_inner();
+        let page = app.list_drafts(list_request(org, page_size, &token, status)).await.unwrap();
         ids.extend(page.drafts.into_iter().map(|d| d.id));
         if page.next_page_token.is_empty() {
             return ids;
@@ -45,19 +33,19 @@ async fn list_all(app: &TestApp, org: &str, page_size: i32, status: pb::DraftSta
 
 #[tokio::test]
 async fn pages_through_in_creation_order() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let created = create_drafts(&app, &org, 7).await;
     create_drafts(&app, &new_id(), 2).await;
 
-    let listed = list_all(&app, &org, 3, pb::DraftStatus::Unspecified).await;
+    let listed = list_all(&app, &org, 3, ANY).await;
 
     assert_eq!(listed, created);
 }
 
 #[tokio::test]
 async fn page_size_zero_means_fifty_and_large_means_five_hundred() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     sqlx::query(
         "INSERT INTO drafts (id, organization_id, create_time, update_time)
@@ -68,27 +56,9 @@ async fn page_size_zero_means_fifty_and_large_means_five_hundred() {
     .await
     .unwrap();
 
-    let default = app
-        .client
-        .clone()
-        .list_drafts(list(&org, 0, "", pb::DraftStatus::Unspecified))
-        .await
-        .unwrap()
-        .into_inner();
-    let capped = app
-        .client
-        .clone()
-        .list_drafts(list(&org, 10_000, "", pb::DraftStatus::Unspecified))
-        .await
-        .unwrap()
-        .into_inner();
-    let rest = app
-        .client
-        .clone()
-        .list_drafts(list(&org, 10_000, &capped.next_page_token, pb::DraftStatus::Unspecified))
-        .await
-        .unwrap()
-        .into_inner();
+    let default = app.list_drafts(list_request(&org, 0, "", ANY)).await.unwrap();
+    let capped = app.list_drafts(list_request(&org, 10_000, "", ANY)).await.unwrap();
+    let rest = app.list_drafts(list_request(&org, 10_000, &capped.next_page_token, ANY)).await.unwrap();
 
     assert_eq!(default.drafts.len(), 50);
     assert_eq!(capped.drafts.len(), 500);
@@ -98,40 +68,30 @@ async fn page_size_zero_means_fifty_and_large_means_five_hundred() {
 
 #[tokio::test]
 async fn filters_by_status() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let ids = create_drafts(&app, &org, 3).await;
     app.publish(&org, &ids[0]).await.unwrap();
-    let in_a_day = prost_types::Timestamp { seconds: app.now().unix_seconds() + 86_400, nanos: 0 };
-    let scheduled = pb::PublishDraftRequest {
-        organization_id: org.clone(),
-        draft_id: ids[1].clone(),
-        publish_at: Some(in_a_day),
-    };
-    app.client.clone().publish_draft(scheduled).await.unwrap();
+    let in_a_day = ts(app.now().unix_seconds() + 86_400);
+    let scheduled = pb::PublishDraftRequest { publish_at: Some(in_a_day), ..publish_request(&org, &ids[1]) };
+    app.publish_draft(scheduled).await.unwrap();
 
     assert_eq!(list_all(&app, &org, 0, pb::DraftStatus::Published).await, [ids[0].clone()]);
     assert_eq!(list_all(&app, &org, 0, pb::DraftStatus::Scheduled).await, [ids[1].clone()]);
     assert_eq!(list_all(&app, &org, 0, pb::DraftStatus::Draft).await, [ids[2].clone()]);
-    assert_eq!(list_all(&app, &org, 0, pb::DraftStatus::Unspecified).await, ids);
+    assert_eq!(list_all(&app, &org, 0, ANY).await, ids);
 }
 
 #[tokio::test]
 async fn drafts_added_while_paging_never_repeat_or_skip_old_ones() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let old = create_drafts(&app, &org, 6).await;
 
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = app
-            .client
-            .clone()
-            .list_drafts(list(&org, 2, &token, pb::DraftStatus::Unspecified))
-            .await
-            .unwrap()
-            .into_inner();
+        let page = app.list_drafts(list_request(&org, 2, &token, ANY)).await.unwrap();
         seen.extend(page.drafts.into_iter().map(|d| d.id));
         create_drafts(&app, &org, 1).await;
         if page.next_page_token.is_empty() || seen.len() > 20 {
@@ -148,33 +108,25 @@ async fn drafts_added_while_paging_never_repeat_or_skip_old_ones() {
 
 #[tokio::test]
 async fn bad_page_size_and_page_tokens_are_invalid() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     create_drafts(&app, &org, 2).await;
-    let token = app
-        .client
-        .clone()
-        .list_drafts(list(&org, 1, "", pb::DraftStatus::Unspecified))
-        .await
-        .unwrap()
-        .into_inner()
-        .next_page_token;
+    let token = app.list_drafts(list_request(&org, 1, "", ANY)).await.unwrap().next_page_token;
     assert!(!token.is_empty());
 
-    let status =
-        app.client.clone().list_drafts(list(&org, -1, "", pb::DraftStatus::Unspecified)).await.unwrap_err();
+    let status = app.list_drafts(list_request(&org, -1, "", ANY)).await.unwrap_err();
     assert_invalid_field(&status, "page_size");
 
     let mut garbled = token.clone();
     garbled.replace_range(5..6, if &token[5..6] == "A" { "B" } else { "A" });
     for (bad_token, org, filter) in [
-        ("%%%", org.as_str(), pb::DraftStatus::Unspecified),
-        ("AAAA", &org, pb::DraftStatus::Unspecified),
-        (&garbled, &org, pb::DraftStatus::Unspecified),
-        (&token, &new_id(), pb::DraftStatus::Unspecified),
+        ("%%%", org.as_str(), ANY),
+        ("AAAA", &org, ANY),
+        (&garbled, &org, ANY),
+        (&token, &new_id(), ANY),
         (&token, &org, pb::DraftStatus::Draft),
     ] {
-        let status = app.client.clone().list_drafts(list(org, 1, bad_token, filter)).await.unwrap_err();
+        let status = app.list_drafts(list_request(org, 1, bad_token, filter)).await.unwrap_err();
         assert_error(&status, Code::InvalidArgument, "INVALID_PAGE_TOKEN");
         assert_invalid_field(&status, "page_token");
     }
@@ -182,18 +134,14 @@ async fn bad_page_size_and_page_tokens_are_invalid() {
 
 #[tokio::test]
 async fn a_page_token_works_on_another_replica() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let created = create_drafts(&app, &org, 3).await;
-    let store = Store::connect_lazy(app.database_url(), &PoolSettings::default()).unwrap();
-    let (replica, _shutdown, _server) =
-        spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await;
+    let replica = app.spawn_replica().await;
 
-    let first =
-        app.client.clone().list_drafts(list(&org, 2, "", pb::DraftStatus::Unspecified)).await.unwrap();
-    let token = first.into_inner().next_page_token;
-    let rest = connect(replica).await.list_drafts(list(&org, 2, &token, pb::DraftStatus::Unspecified)).await;
+    let token = app.list_drafts(list_request(&org, 2, "", ANY)).await.unwrap().next_page_token;
+    let rest = TestClient::connect(replica.addr).await.list_drafts(list_request(&org, 2, &token, ANY)).await;
 
-    let ids: Vec<_> = rest.unwrap().into_inner().drafts.into_iter().map(|d| d.id).collect();
+    let ids: Vec<_> = rest.unwrap().drafts.into_iter().map(|d| d.id).collect();
     assert_eq!(ids, created[2..]);
 }

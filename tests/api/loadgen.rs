@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use load::{Load, Scenario};
 
-use crate::helpers::spawn_app;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn every_loadgen_scenario_is_answered_without_errors() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     for scenario in [Scenario::Fresh, Scenario::Repeat, Scenario::Contended, Scenario::Mixed] {
         let run = Load {
             endpoint: format!("http://{}", app.addr),

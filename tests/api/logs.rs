@@ -10,11 +10,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use draft_publisher::{auth::BearerTokens, proto::v1 as pb, server::ServerSettings};
 use serde_json::Value;
-use tonic::{Request, metadata::MetadataValue};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const TOKEN: &str = "never-log-me-5f1c";
 
@@ -48,13 +46,6 @@ impl Captured {
     }
 }
 
-fn with_token<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let value: MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
-    request.metadata_mut().insert("authorization", value);
-    request
-}
-
 #[tokio::test]
 async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_token() {
     let logs = Captured::default();
@@ -66,20 +57,13 @@ async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_t
         .with_writer(move || writer.clone())
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
-    let settings = ServerSettings { auth: BearerTokens::new([TOKEN]), ..ServerSettings::default() };
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder().auth([TOKEN]).spawn().await;
     let org = new_id();
-    let mut client = app.client.clone();
+    let authorized = app.client_with_authorization(&format!("Bearer {TOKEN}"));
 
-    let draft = client.create_draft(with_token(complete_draft_request(&org))).await.unwrap().into_inner();
-    let draft = draft.draft.unwrap();
-    let publish = pb::PublishDraftRequest {
-        organization_id: org.clone(),
-        draft_id: draft.id.clone(),
-        publish_at: None,
-    };
-    let published = client.publish_draft(with_token(publish.clone())).await.unwrap().into_inner();
-    client.publish_draft(publish).await.unwrap_err();
+    let draft = authorized.complete_draft(&org).await;
+    let published = authorized.publish(&org, &draft.id).await.unwrap();
+    app.publish(&org, &draft.id).await.unwrap_err();
 
     let calls = logs.finished_calls();
     assert_eq!(calls.len(), 3, "{}", logs.text());

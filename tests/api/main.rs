@@ -1,7 +1,6 @@
 //! The contract, as executable specifications: every RPC over real gRPC to
 //! the real server, each test on a PostgreSQL database of its own.
 
-mod helpers;
 #[path = "../support/mod.rs"]
 mod support;
 

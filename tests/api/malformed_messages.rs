@@ -2,7 +2,6 @@
 //! string field, truncated or garbage protobuf — are client mistakes too:
 //! INVALID_ARGUMENT with the contract's details, never INTERNAL.
 
-use draft_publisher::proto::v1 as pb;
 use prost::bytes::{Buf, BufMut};
 use tonic::{
     Code, Status,
@@ -10,7 +9,7 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::helpers::*;
+use crate::support::{health::SERVICE, *};
 
 /// Sends and receives raw message bytes, whatever they hold.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,7 +51,7 @@ impl Decoder for RawCodec {
 async fn send_raw(channel: Channel, method: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let path = format!("/draftpublisher.v1.DraftPublisher/{method}").parse().unwrap();
+    let path = format!("/{SERVICE}/{method}").parse().unwrap();
     grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(|r| r.into_inner())
 }
 
@@ -65,7 +64,7 @@ fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn undecodable_requests_are_invalid_arguments_and_the_server_keeps_serving() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let ok_org = field(1, org.as_bytes());
     let not_utf8 = [0xff, 0xfe, b'a'];
@@ -82,15 +81,14 @@ async fn undecodable_requests_are_invalid_arguments_and_the_server_keeps_serving
     ];
 
     for (method, label, body, field) in cases {
-        let status = send_raw(channel(app.addr).await, method, body).await.unwrap_err();
+        let status = send_raw(app.channel().await, method, body).await.unwrap_err();
 
         assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
         if !field.is_empty() {
             assert_invalid_field(&status, field);
         }
         eprintln!("{method} {label}: {}", status.message());
-        let get = pb::GetDraftRequest { organization_id: org.clone(), draft_id: new_id() };
-        let still = app.client.clone().get_draft(get).await.unwrap_err();
+        let still = app.get_draft(get_draft_request(&org, &new_id())).await.unwrap_err();
         assert_eq!(still.code(), Code::NotFound, "serving after {method} {label}");
     }
 }

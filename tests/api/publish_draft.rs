@@ -1,21 +1,16 @@
+//! PublishDraft: one event per draft, linked in one transaction; the fast
+//! path for repeats; scheduling with `publish_at`.
+
 use std::time::Duration;
 
 use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::*;
-
-fn publish_at(draft: &pb::Draft, at: Option<prost_types::Timestamp>) -> pb::PublishDraftRequest {
-    pb::PublishDraftRequest {
-        organization_id: draft.organization_id.clone(),
-        draft_id: draft.id.clone(),
-        publish_at: at,
-    }
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn first_publish_creates_the_event_and_links_the_draft() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let draft = app.complete_draft(&org).await;
 
@@ -41,7 +36,7 @@ async fn first_publish_creates_the_event_and_links_the_draft() {
 
 #[tokio::test]
 async fn second_publish_returns_the_first_event_without_writing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let draft = app.complete_draft(&org).await;
     let first = app.publish(&org, &draft.id).await.unwrap();
@@ -57,7 +52,7 @@ async fn second_publish_returns_the_first_event_without_writing() {
 
 #[tokio::test]
 async fn incomplete_draft_lists_every_missing_field() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let request = pb::CreateDraftRequest {
         organization_id: org.clone(),
@@ -65,7 +60,7 @@ async fn incomplete_draft_lists_every_missing_field() {
         starts_at: Some(ts(1_900_000_000)),
         ..Default::default()
     };
-    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let draft = app.create(request).await;
 
     let status = app.publish(&org, &draft.id).await.unwrap_err();
 
@@ -79,10 +74,10 @@ async fn incomplete_draft_lists_every_missing_field() {
 
 #[tokio::test]
 async fn zero_length_event_is_incomplete() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let request = pb::CreateDraftRequest { ends_at: Some(ts(1_900_000_000)), ..complete_draft_request(&org) };
-    let draft = app.client.clone().create_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let draft = app.create(request).await;
 
     let status = app.publish(&org, &draft.id).await.unwrap_err();
 
@@ -92,43 +87,30 @@ async fn zero_length_event_is_incomplete() {
 
 #[tokio::test]
 async fn future_publish_at_schedules_until_that_instant() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let at = prost_types::Timestamp { seconds: app.now().unix_seconds() + 3600, nanos: 250_000_000 };
 
-    let published =
-        app.client.clone().publish_draft(publish_at(&draft, Some(at))).await.unwrap().into_inner();
+    let published = app.publish_draft(draft.publish_at_request(Some(at))).await.unwrap();
 
     assert_eq!(published.draft.as_ref().unwrap().status(), pb::DraftStatus::Scheduled);
     assert_eq!(published.event.as_ref().unwrap().status(), pb::EventStatus::Scheduled);
     assert_eq!(published.event.as_ref().unwrap().publish_time, Some(at));
 
     app.clock.advance(Duration::from_secs(3601));
-    let get = pb::GetEventRequest {
-        organization_id: draft.organization_id.clone(),
-        event_id: published.event_id.clone(),
-    };
-    let event = app.client.clone().get_event(get).await.unwrap().into_inner().event.unwrap();
-    let get =
-        pb::GetDraftRequest { organization_id: draft.organization_id.clone(), draft_id: draft.id.clone() };
-    let later = app.client.clone().get_draft(get).await.unwrap().into_inner().draft.unwrap();
+    let event = app.fetch_event(&draft.organization_id, &published.event_id).await;
+    let later = app.fetch_draft(&draft.organization_id, &draft.id).await;
     assert_eq!(event.status(), pb::EventStatus::Published);
     assert_eq!(later.status(), pb::DraftStatus::Published);
 }
 
 #[tokio::test]
 async fn past_publish_at_publishes_now() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let before = app.now();
 
-    let published = app
-        .client
-        .clone()
-        .publish_draft(publish_at(&draft, Some(ts(1_000_000_000))))
-        .await
-        .unwrap()
-        .into_inner();
+    let published = app.publish_draft(draft.publish_at_request(Some(ts(1_000_000_000)))).await.unwrap();
 
     let event = published.event.unwrap();
     assert_eq!(event.status(), pb::EventStatus::Published);
@@ -137,13 +119,12 @@ async fn past_publish_at_publishes_now() {
 
 #[tokio::test]
 async fn republish_with_another_publish_at_changes_nothing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
-    let first = app.client.clone().publish_draft(publish_at(&draft, None)).await.unwrap().into_inner();
-    let in_a_week = prost_types::Timestamp { seconds: app.now().unix_seconds() + 604_800, nanos: 0 };
+    let first = app.publish_draft(draft.publish_request()).await.unwrap();
+    let in_a_week = ts(app.now().unix_seconds() + 604_800);
 
-    let again =
-        app.client.clone().publish_draft(publish_at(&draft, Some(in_a_week))).await.unwrap().into_inner();
+    let again = app.publish_draft(draft.publish_at_request(Some(in_a_week))).await.unwrap();
 
     assert!(again.already_published);
     assert_eq!(again.event, first.event);
@@ -152,16 +133,16 @@ async fn republish_with_another_publish_at_changes_nothing() {
 
 #[tokio::test]
 async fn publish_validates_its_request() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
-    let beyond_9999 = prost_types::Timestamp { seconds: 253_402_300_800, nanos: 0 };
+    let beyond_9999 = ts(253_402_300_800);
 
-    let status = app.client.clone().publish_draft(publish_at(&draft, Some(beyond_9999))).await.unwrap_err();
+    let status = app.publish_draft(draft.publish_at_request(Some(beyond_9999))).await.unwrap_err();
     assert_invalid_field(&status, "publish_at");
 
     let request =
         pb::PublishDraftRequest { organization_id: draft.organization_id.clone(), ..Default::default() };
-    let status = app.client.clone().publish_draft(request).await.unwrap_err();
+    let status = app.publish_draft(request).await.unwrap_err();
     assert_invalid_field(&status, "draft_id");
 
     let status = app.publish(&draft.organization_id, &new_id()).await.unwrap_err();

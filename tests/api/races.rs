@@ -7,7 +7,7 @@ use draft_publisher::proto::v1 as pb;
 use sqlx::PgPool;
 use tokio::sync::Barrier;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const DRAFTS: usize = 50;
 const CALLERS: usize = 16;
@@ -44,11 +44,11 @@ async fn assert_invariants(db: &PgPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_publishers_of_each_draft_get_one_event() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let mut clients = Vec::with_capacity(CALLERS);
     for _ in 0..CALLERS {
-        clients.push(connect(app.addr).await);
+        clients.push(app.connect().await);
     }
     let mut drafts = Vec::with_capacity(DRAFTS);
     for _ in 0..DRAFTS {
@@ -58,15 +58,10 @@ async fn concurrent_publishers_of_each_draft_get_one_event() {
     for draft_id in &drafts {
         let start = Arc::new(Barrier::new(CALLERS));
         let calls = clients.iter().map(|client| {
-            let (mut client, start) = (client.clone(), start.clone());
-            let request = pb::PublishDraftRequest {
-                organization_id: org.clone(),
-                draft_id: draft_id.clone(),
-                publish_at: None,
-            };
+            let (client, start, request) = (client.clone(), start.clone(), publish_request(&org, draft_id));
             tokio::spawn(async move {
                 start.wait().await;
-                client.publish_draft(request).await.map(|r| r.into_inner())
+                client.publish_draft(request).await
             })
         });
         let answers: Vec<_> = futures::future::join_all(calls)
@@ -91,16 +86,16 @@ async fn concurrent_publishers_of_each_draft_get_one_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_with_one_request_id_make_one_draft() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let request = pb::CreateDraftRequest { request_id: new_id(), ..complete_draft_request(&new_id()) };
     let start = Arc::new(Barrier::new(CALLERS));
 
     let mut calls = Vec::with_capacity(CALLERS);
     for _ in 0..CALLERS {
-        let (mut client, start, request) = (connect(app.addr).await, start.clone(), request.clone());
+        let (client, start, request) = (app.connect().await, start.clone(), request.clone());
         calls.push(tokio::spawn(async move {
             start.wait().await;
-            client.create_draft(request).await.map(|r| r.into_inner().draft.unwrap().id)
+            client.create_draft(request).await.map(|r| r.draft.expect("a draft").id)
         }));
     }
     let ids: HashSet<_> = futures::future::join_all(calls)
@@ -115,7 +110,7 @@ async fn concurrent_creates_with_one_request_id_make_one_draft() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let draft = app.complete_draft(&org).await;
     // Another publisher, mid-transaction: its event row holds the draft's
@@ -123,7 +118,7 @@ async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event()
     let (winner, winner_event) = app.rival_publish(&draft.id).await;
 
     let loser = app.publish_in_background(&draft);
-    app.until_a_call_waits_on_a_lock().await;
+    app.until_calls_wait_on_locks(1).await;
     winner.commit().await.unwrap();
 
     let answer = loser.await.unwrap().expect("the loser answers OK");
@@ -135,7 +130,7 @@ async fn publisher_that_loses_on_the_constraint_answers_with_the_winners_event()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_racing_an_update_never_commits_an_orphan_or_stale_event() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let draft = app.complete_draft(&org).await;
     let draft_id = uuid::Uuid::parse_str(&draft.id).unwrap();
@@ -148,7 +143,7 @@ async fn publish_racing_an_update_never_commits_an_orphan_or_stale_event() {
         .await
         .unwrap();
     let publisher = app.publish_in_background(&draft);
-    app.until_a_call_waits_on_a_lock().await;
+    app.until_calls_wait_on_locks(1).await;
     update.commit().await.unwrap();
 
     let answer = publisher.await.unwrap().expect("the publish answers OK");

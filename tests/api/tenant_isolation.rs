@@ -4,7 +4,7 @@
 use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Every row of both tables, as text, in a stable order.
 async fn snapshot(app: &TestApp) -> (String, String) {
@@ -23,40 +23,32 @@ async fn snapshot(app: &TestApp) -> (String, String) {
 
 #[tokio::test]
 async fn another_organisations_ids_are_not_found_and_nothing_changes() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let (org_a, org_b) = (new_id(), new_id());
     let own_draft = app.complete_draft(&org_a).await;
     let request_id = new_id();
     let b_request =
         pb::CreateDraftRequest { request_id: request_id.clone(), ..complete_draft_request(&org_b) };
-    let b_draft = app.client.clone().create_draft(b_request).await.unwrap().into_inner().draft.unwrap();
+    let b_draft = app.create(b_request).await;
     let b_published = app.complete_draft(&org_b).await;
     let b_event_id = app.publish(&org_b, &b_published.id).await.unwrap().event_id;
     let before = snapshot(&app).await;
-    let mut client = app.client.clone();
 
-    let get_draft = client
-        .get_draft(pb::GetDraftRequest { organization_id: org_a.clone(), draft_id: b_draft.id.clone() })
-        .await;
-    let update_draft = client
+    let get_draft = app.get_draft(get_draft_request(&org_a, &b_draft.id)).await;
+    let update_draft = app
         .update_draft(pb::UpdateDraftRequest {
             organization_id: org_a.clone(),
-            draft_id: b_draft.id.clone(),
             title: "Taken over".into(),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["title".into()] }),
-            ..Default::default()
+            ..b_draft.update_request(&["title"])
         })
         .await;
     let publish_unpublished = app.publish(&org_a, &b_draft.id).await;
     let publish_published = app.publish(&org_a, &b_published.id).await;
-    let get_event = client
-        .get_event(pb::GetEventRequest { organization_id: org_a.clone(), event_id: b_event_id.clone() })
-        .await;
-    let listed = client
+    let get_event = app.get_event(get_event_request(&org_a, &b_event_id)).await;
+    let listed = app
         .list_drafts(pb::ListDraftsRequest { organization_id: org_a.clone(), ..Default::default() })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
 
     assert_error(&get_draft.unwrap_err(), Code::NotFound, "DRAFT_NOT_FOUND");
     assert_error(&update_draft.unwrap_err(), Code::NotFound, "DRAFT_NOT_FOUND");
@@ -69,7 +61,7 @@ async fn another_organisations_ids_are_not_found_and_nothing_changes() {
 
     // A request_id is the organisation's own: B's does not reach B's draft.
     let reused = pb::CreateDraftRequest { request_id, ..complete_draft_request(&org_a) };
-    let created = client.create_draft(reused).await.unwrap().into_inner().draft.unwrap();
+    let created = app.create(reused).await;
     assert_ne!(created.id, b_draft.id);
     assert_eq!(created.organization_id, org_a);
     assert_eq!(app.count("SELECT count(*) FROM drafts").await, 4);

@@ -5,20 +5,17 @@
 use std::{net::SocketAddr, time::Duration};
 
 use draft_publisher::{
-    app::App,
-    prepare_database,
-    proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
-    server::{ServerSettings, TLS_HANDSHAKE_TIMEOUT, TlsSettings},
-    store::PoolSettings,
+    proto::v1 as pb,
+    server::{TLS_HANDSHAKE_TIMEOUT, TlsSettings},
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use tokio::{io::AsyncReadExt, sync::oneshot, task::JoinHandle};
+use tokio::io::AsyncReadExt;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
-use crate::helpers::*;
+use crate::support::*;
 
 type Ca = CertifiedIssuer<'static, KeyPair>;
 
@@ -45,31 +42,19 @@ fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
     Leaf { certificate: certificate.pem(), private_key: key.serialize_pem() }
 }
 
-struct TlsApp {
-    addr: SocketAddr,
-    _shutdown: oneshot::Sender<()>,
-    _server: JoinHandle<anyhow::Result<()>>,
-    _database: TestDatabase,
-}
-
 /// The real server with TLS; with `client_ca`, mutual TLS against it.
-async fn spawn_tls_app(server: &Leaf, client_ca: Option<&Ca>) -> TlsApp {
+async fn spawn_tls_app(server: &Leaf, client_ca: Option<&Ca>) -> TestApp {
     spawn_tls_app_with(server, client_ca, TLS_HANDSHAKE_TIMEOUT).await
 }
 
-async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TlsApp {
-    let database = TestDatabase::new();
-    let store = prepare_database(&database.url, &PoolSettings::default()).await.unwrap();
+async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TestApp {
     let tls = TlsSettings {
         certificate_chain_pem: server.certificate.clone().into_bytes(),
         private_key_pem: server.private_key.clone().into_bytes(),
         client_ca_pem: client_ca.map(|ca| ca.pem().into_bytes()),
         handshake_timeout,
     };
-    let settings = ServerSettings { tls: Some(tls), ..ServerSettings::default() };
-    let app = App::new(store, std::sync::Arc::new(draft_publisher::domain::SystemClock));
-    let (addr, shutdown, server) = spawn_server(app, settings).await;
-    TlsApp { addr, _shutdown: shutdown, _server: server, _database: database }
+    TestApp::builder().tls(tls).spawn().await
 }
 
 fn server_certificate(ca: &Ca) -> Leaf {
@@ -93,11 +78,8 @@ async fn create_draft_over(endpoint: Endpoint) -> Result<pb::Draft, String> {
         .connect()
         .await
         .map_err(|e| format!("connect: {e:?}"))?;
-    DraftPublisherClient::new(channel)
-        .create_draft(complete_draft_request(&new_id()))
-        .await
-        .map(|answer| answer.into_inner().draft.unwrap())
-        .map_err(|status| format!("call: {status:?}"))
+    let answer = TestClient::new(channel).create_draft(complete_draft_request(&new_id())).await;
+    answer.map(|answer| answer.draft.expect("a draft")).map_err(|status| format!("call: {status:?}"))
 }
 
 #[tokio::test]

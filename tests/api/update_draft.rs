@@ -1,33 +1,22 @@
+//! UpdateDraft: only the masked fields change, optimistic concurrency loses
+//! no update, and published drafts are immutable.
+
 use draft_publisher::proto::v1 as pb;
-use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::helpers::*;
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
-}
-
-fn update(draft: &pb::Draft, paths: &[&str]) -> pb::UpdateDraftRequest {
-    pb::UpdateDraftRequest {
-        organization_id: draft.organization_id.clone(),
-        draft_id: draft.id.clone(),
-        update_mask: mask(paths),
-        ..Default::default()
-    }
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn changes_only_the_masked_fields_and_bumps_the_version() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let request = pb::UpdateDraftRequest {
         title: "Renamed".into(),
         location: "ignored: not in the mask".into(),
-        ..update(&draft, &["title", "ends_at"])
+        ..draft.update_request(&["title", "ends_at"])
     };
 
-    let updated = app.client.clone().update_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let updated = app.update(request).await;
 
     assert_eq!(updated.title, "Renamed");
     assert_eq!(updated.location, draft.location);
@@ -42,27 +31,27 @@ async fn changes_only_the_masked_fields_and_bumps_the_version() {
 
 #[tokio::test]
 async fn empty_or_unknown_mask_is_invalid() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
 
     for paths in [&[][..], &["status"], &["title", "event_id"], &["startsAt"]] {
-        let status = app.client.clone().update_draft(update(&draft, paths)).await.unwrap_err();
+        let status = app.update_draft(draft.update_request(paths)).await.unwrap_err();
         assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST");
         assert_invalid_field(&status, "update_mask");
     }
-    let no_mask = pb::UpdateDraftRequest { update_mask: None, ..update(&draft, &[]) };
-    let status = app.client.clone().update_draft(no_mask).await.unwrap_err();
+    let no_mask = pb::UpdateDraftRequest { update_mask: None, ..draft.update_request(&[]) };
+    let status = app.update_draft(no_mask).await.unwrap_err();
     assert_invalid_field(&status, "update_mask");
 }
 
 #[tokio::test]
 async fn may_not_leave_the_end_before_the_start() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let request =
-        pb::UpdateDraftRequest { starts_at: Some(ts(1_950_000_000)), ..update(&draft, &["starts_at"]) };
+        pb::UpdateDraftRequest { starts_at: Some(ts(1_950_000_000)), ..draft.update_request(&["starts_at"]) };
 
-    let status = app.client.clone().update_draft(request).await.unwrap_err();
+    let status = app.update_draft(request).await.unwrap_err();
 
     assert_invalid_field(&status, "starts_at");
     assert_eq!(app.count("SELECT max(version) FROM drafts").await, 1);
@@ -70,43 +59,41 @@ async fn may_not_leave_the_end_before_the_start() {
 
 #[tokio::test]
 async fn stale_expected_version_is_aborted_and_nothing_is_lost() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
-    let first =
-        pb::UpdateDraftRequest { title: "First".into(), expected_version: 1, ..update(&draft, &["title"]) };
-    let second =
-        pb::UpdateDraftRequest { title: "Second".into(), expected_version: 1, ..update(&draft, &["title"]) };
+    let title = |title: &str| pb::UpdateDraftRequest {
+        title: title.into(),
+        expected_version: 1,
+        ..draft.update_request(&["title"])
+    };
 
-    app.client.clone().update_draft(first).await.unwrap();
-    let status = app.client.clone().update_draft(second).await.unwrap_err();
+    app.update(title("First")).await;
+    let status = app.update_draft(title("Second")).await.unwrap_err();
 
     let details = assert_error(&status, Code::Aborted, "VERSION_MISMATCH");
     assert_eq!(details.error_info().unwrap().metadata["current_version"], "2");
-    let stored: String = sqlx::query_scalar("SELECT title FROM drafts").fetch_one(&app.db).await.unwrap();
-    assert_eq!(stored, "First");
+    assert_eq!(app.fetch_draft(&draft.organization_id, &draft.id).await.title, "First");
 }
 
 #[tokio::test]
 async fn concurrent_updates_of_different_fields_are_all_kept() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let requests = [
-        pb::UpdateDraftRequest { title: "T".into(), ..update(&draft, &["title"]) },
-        pb::UpdateDraftRequest { description: "D".into(), ..update(&draft, &["description"]) },
-        pb::UpdateDraftRequest { location: "L".into(), ..update(&draft, &["location"]) },
+        pb::UpdateDraftRequest { title: "T".into(), ..draft.update_request(&["title"]) },
+        pb::UpdateDraftRequest { description: "D".into(), ..draft.update_request(&["description"]) },
+        pb::UpdateDraftRequest { location: "L".into(), ..draft.update_request(&["location"]) },
     ];
 
     let calls = requests.into_iter().map(|request| {
         let addr = app.addr;
-        tokio::spawn(async move { connect(addr).await.update_draft(request).await })
+        tokio::spawn(async move { TestClient::connect(addr).await.update_draft(request).await })
     });
     for call in futures::future::join_all(calls).await {
         call.unwrap().unwrap();
     }
 
-    let request =
-        pb::GetDraftRequest { organization_id: draft.organization_id.clone(), draft_id: draft.id.clone() };
-    let stored = app.client.clone().get_draft(request).await.unwrap().into_inner().draft.unwrap();
+    let stored = app.fetch_draft(&draft.organization_id, &draft.id).await;
     assert_eq!(
         (stored.title.as_str(), stored.description.as_str(), stored.location.as_str()),
         ("T", "D", "L")
@@ -116,22 +103,17 @@ async fn concurrent_updates_of_different_fields_are_all_kept() {
 
 #[tokio::test]
 async fn published_and_scheduled_drafts_are_immutable() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let org = new_id();
     let published = app.complete_draft(&org).await;
     app.publish(&org, &published.id).await.unwrap();
     let scheduled = app.complete_draft(&org).await;
-    let in_an_hour = prost_types::Timestamp { seconds: app.now().unix_seconds() + 3600, nanos: 0 };
-    let request = pb::PublishDraftRequest {
-        organization_id: org.clone(),
-        draft_id: scheduled.id.clone(),
-        publish_at: Some(in_an_hour),
-    };
-    app.client.clone().publish_draft(request).await.unwrap();
+    let in_an_hour = ts(app.now().unix_seconds() + 3600);
+    app.publish_draft(scheduled.publish_at_request(Some(in_an_hour))).await.unwrap();
 
     for draft in [&published, &scheduled] {
-        let request = pb::UpdateDraftRequest { title: "Too late".into(), ..update(draft, &["title"]) };
-        let status = app.client.clone().update_draft(request).await.unwrap_err();
+        let request = pb::UpdateDraftRequest { title: "Too late".into(), ..draft.update_request(&["title"]) };
+        let status = app.update_draft(request).await.unwrap_err();
         assert_error(&status, Code::FailedPrecondition, "DRAFT_ALREADY_PUBLISHED");
     }
     assert_eq!(app.count("SELECT count(*) FROM drafts WHERE title = 'Too late'").await, 0);
@@ -139,15 +121,15 @@ async fn published_and_scheduled_drafts_are_immutable() {
 
 #[tokio::test]
 async fn unknown_draft_is_not_found() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let request = pb::UpdateDraftRequest {
         organization_id: new_id(),
         draft_id: new_id(),
-        update_mask: mask(&["title"]),
+        update_mask: Some(mask(&["title"])),
         ..Default::default()
     };
 
-    let status = app.client.clone().update_draft(request).await.unwrap_err();
+    let status = app.update_draft(request).await.unwrap_err();
 
     assert_error(&status, Code::NotFound, "DRAFT_NOT_FOUND");
 }

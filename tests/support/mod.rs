@@ -1,4 +1,43 @@
-//! Test support shared by the integration test binaries.
-#![allow(dead_code)]
+//! Test support shared by every integration test binary: the real server
+//! over real connections, each test on a database of its own. Include it
+//! with `#[path = "../support/mod.rs"] mod support;` and
+//! `use crate::support::*;`.
+//!
+//! - [`app`]: `TestApp`, the server on a fresh database with a typed client,
+//!   built with `TestApp::builder()`; [`client`]: that typed client.
+//! - [`requests`]: request builders; [`assertions`]: the contract's error
+//!   details.
+//! - [`database`], [`pg_cluster`]: a database of the test's own, or a private
+//!   cluster for tests that stop or restart PostgreSQL.
+//! - [`locks`]: rows held by the test and calls seen waiting on them;
+//!   [`rows`]: rows written and counted behind the service's back.
+//! - [`health`], [`metrics`]: what operators see.
+//! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
+//!   ports, connections and the `draft-publisher` binary.
 
+// Each binary uses part of the module.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+pub mod assertions;
+pub mod binary;
+pub mod client;
+pub mod database;
+pub mod health;
+pub mod locks;
+pub mod metrics;
+pub mod net;
 pub mod pg_cluster;
+pub mod requests;
+pub mod rows;
+pub mod server;
+pub mod wait;
+
+pub use app::{TestApp, TestAppBuilder, TestClock};
+pub use assertions::{assert_error, assert_invalid_field, service_reason};
+pub use client::TestClient;
+pub use database::TestDatabase;
+pub use net::{channel, free_port};
+pub use requests::*;
+pub use server::TestServer;
+pub use wait::until;

@@ -3,10 +3,11 @@
 //! stopped and deleted when dropped.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
 };
+
+use crate::support::net::free_port;
 
 /// How to stop the server (`pg_ctl stop -m`).
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +45,6 @@ fn bin_dir() -> PathBuf {
         );
         PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn is_root() -> bool {
