@@ -11,23 +11,15 @@ use std::{
     time::Duration,
 };
 
-use draft_publisher::{error::ERROR_DOMAIN, proto::v1 as pb};
+use draft_publisher::proto::v1 as pb;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
-use crate::harness::Client;
+use crate::support::{TestClient, complete_draft_request, new_id, publish_request, service_reason};
 
 /// Attempts per logical call; with the back-off below, about 20 s in all.
 pub const MAX_ATTEMPTS: u32 = 30;
 /// Longest a single attempt may take before the caller gives up on it.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
-
-/// The `ErrorInfo` reason of an error the service itself produced; `None`
-/// for failures of the transport (refused connection, reset, deadline).
-pub fn service_reason(status: &Status) -> Option<String> {
-    let details = status.get_error_details();
-    details.error_info().filter(|info| info.domain == ERROR_DOMAIN).map(|info| info.reason.clone())
-}
 
 /// Whether a caller should try again: transport failures, and the service's
 /// own "safe to retry" answers.
@@ -99,13 +91,13 @@ impl Stats {
 /// `first + n` (another replica), after a back-off of 25 ms doubling to 1 s.
 pub async fn with_retries<T, F, Fut>(
     stats: &Stats,
-    clients: &[Client],
+    clients: &[TestClient],
     first: usize,
     mut call: F,
 ) -> Result<T, Status>
 where
-    F: FnMut(Client) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    F: FnMut(TestClient) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
 {
     let mut last = Status::unknown("no attempt made");
     for attempt in 0..MAX_ATTEMPTS {
@@ -122,7 +114,7 @@ where
         match result {
             Ok(response) => {
                 stats.ok();
-                return Ok(response.into_inner());
+                return Ok(response);
             }
             Err(status) => {
                 stats.error(&status);
@@ -137,36 +129,16 @@ where
     Err(last)
 }
 
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
 /// A complete draft's CreateDraft request, with an idempotency key so that
 /// retries meet one draft.
 pub fn create_request(organization_id: &str) -> pb::CreateDraftRequest {
-    pb::CreateDraftRequest {
-        organization_id: organization_id.to_owned(),
-        request_id: new_id(),
-        title: "Chaos meetup".into(),
-        description: "Replicas, crashes and restarts".into(),
-        location: "127.0.0.1".into(),
-        starts_at: Some(prost_types::Timestamp { seconds: 1_900_000_000, nanos: 0 }),
-        ends_at: Some(prost_types::Timestamp { seconds: 1_900_007_200, nanos: 0 }),
-    }
-}
-
-pub fn publish_request(organization_id: &str, draft_id: &str) -> pb::PublishDraftRequest {
-    pb::PublishDraftRequest {
-        organization_id: organization_id.to_owned(),
-        draft_id: draft_id.to_owned(),
-        publish_at: None,
-    }
+    pb::CreateDraftRequest { request_id: new_id(), ..complete_draft_request(organization_id) }
 }
 
 /// Creates a draft, retrying as needed; panics if that is impossible.
-pub async fn create_draft(stats: &Stats, clients: &[Client], first: usize, org: &str) -> String {
+pub async fn create_draft(stats: &Stats, clients: &[TestClient], first: usize, org: &str) -> String {
     let request = create_request(org);
-    let created = with_retries(stats, clients, first, |mut client| {
+    let created = with_retries(stats, clients, first, |client| {
         let request = request.clone();
         async move { client.create_draft(request).await }
     })
@@ -177,13 +149,13 @@ pub async fn create_draft(stats: &Stats, clients: &[Client], first: usize, org: 
 /// Publishes a draft, retrying as needed.
 pub async fn publish(
     stats: &Stats,
-    clients: &[Client],
+    clients: &[TestClient],
     first: usize,
     org: &str,
     draft_id: &str,
 ) -> Result<pb::PublishDraftResponse, Status> {
     let request = publish_request(org, draft_id);
-    with_retries(stats, clients, first, |mut client| {
+    with_retries(stats, clients, first, |client| {
         let request = request.clone();
         async move { client.publish_draft(request).await }
     })

@@ -8,10 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::{
-    callers::*,
-    harness::{Client, Deployment},
-};
+use crate::{callers::*, harness::Deployment, support::*};
 
 const REPLICAS: usize = 2;
 /// Enough drafts that the storm leaves some unpublished.
@@ -28,7 +25,7 @@ type DraftRow = (Uuid, String, Option<Uuid>, i64, i64, Option<Uuid>);
 /// One storm call: a publish or a create, cancelled by a deadline the
 /// server sees, or dropped by the caller after a few milliseconds.
 async fn storm_call(
-    mut client: Client,
+    client: TestClient,
     org: String,
     draft_id: String,
     roll: u64,
@@ -143,9 +140,9 @@ async fn cancelled_calls_leave_working_connections_and_whole_publishes() {
         let clients: Vec<_> = (0..8).map(|_| replica.client()).collect();
         let answers: Vec<_> = futures::stream::iter(0..CHECK_CALLS)
             .map(|i| {
-                let (mut client, draft_id) = (clients[i % 8].clone(), drafts[i % DRAFTS].clone());
+                let (client, draft_id) = (clients[i % 8].clone(), drafts[i % DRAFTS].clone());
                 let request = publish_request(&org, &draft_id);
-                async move { (draft_id, client.publish_draft(request).await.map(|r| r.into_inner())) }
+                async move { (draft_id, client.publish_draft(request).await) }
             })
             .buffer_unordered(64)
             .collect()

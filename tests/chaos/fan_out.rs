@@ -5,7 +5,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use tokio::sync::Barrier;
 
-use crate::{callers::*, harness::Deployment};
+use crate::{callers::*, harness::Deployment, support::*};
 
 const REPLICAS: usize = 3;
 const DRAFTS: usize = 200;
@@ -30,7 +30,7 @@ async fn sixteen_publishers_per_draft_over_three_replicas_get_one_event() {
         let mut calls = Vec::new();
         for draft_id in wave {
             for publisher in 0..PUBLISHERS {
-                let (mut client, start, stats) = (clients[publisher].clone(), start.clone(), stats.clone());
+                let (client, start, stats) = (clients[publisher].clone(), start.clone(), stats.clone());
                 let request = publish_request(&org, draft_id);
                 calls.push(tokio::spawn(async move {
                     start.wait().await;
@@ -40,7 +40,7 @@ async fn sixteen_publishers_per_draft_over_three_replicas_get_one_event() {
                         Ok(_) => stats.ok(),
                         Err(status) => stats.error(status),
                     }
-                    answer.map(|r| r.into_inner())
+                    answer
                 }));
             }
         }

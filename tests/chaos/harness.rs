@@ -3,40 +3,22 @@
 //! Everything is killed and removed when the deployment is dropped.
 
 use std::{
-    net::TcpListener,
-    process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
+    net::{Ipv4Addr, SocketAddr},
+    process::{Child, ExitStatus, Stdio},
+    time::Duration,
 };
 
-use draft_publisher::proto::v1::draft_publisher_client::DraftPublisherClient;
-use tonic::transport::Channel;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+use crate::support::{
+    TestClient,
+    binary::{command, run_audit},
+    free_port,
+    health::{self, SERVICE, ServingStatus},
+    net::lazy_channel,
+    pg_cluster::PgCluster,
+    wait::{self, until},
 };
 
-use crate::support::pg_cluster::PgCluster;
-
-pub type Client = DraftPublisherClient<Channel>;
-
-pub const BINARY: &str = env!("CARGO_BIN_EXE_draft-publisher");
 const DATABASE: &str = "draft_publisher";
-
-/// Polls `condition` every 20 ms until it holds, for at most `within`.
-pub async fn until<F, Fut>(what: &str, within: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !condition().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// One `draft-publisher serve` process, restartable on the same port.
 pub struct Replica {
@@ -49,11 +31,9 @@ pub struct Replica {
 impl Replica {
     fn spawn(database_url: &str, port: u16, extra_args: &[String]) -> Child {
         let logs = std::env::var_os("TEST_LOG").is_some();
-        Command::new(BINARY)
+        command(database_url)
             .args(["serve", "--skip-migrations", "--listen-addr", &format!("127.0.0.1:{port}")])
             .args(extra_args)
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(if logs { Stdio::inherit() } else { Stdio::null() })
             .spawn()
@@ -82,43 +62,31 @@ impl Replica {
 
     /// SIGTERM: the graceful shutdown a deployment starts.
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        let status =
+            std::process::Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
         assert!(status.success(), "kill -TERM {}", self.pid());
     }
 
     /// Waits for the process to exit, for at most `within`.
     pub async fn exited(&mut self, within: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < within, "replica still running after {within:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("replica on port {} exits", self.port);
+        wait::until_some(&what, within, || std::future::ready(self.child.try_wait().unwrap())).await
     }
 
-    pub fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://127.0.0.1:{}", self.port))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy()
+    fn addr(&self) -> SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.port).into()
     }
 
     /// A client on a connection of its own, reconnecting after failures.
-    pub fn client(&self) -> Client {
-        Client::new(self.channel())
+    pub fn client(&self) -> TestClient {
+        TestClient::new(lazy_channel(self.addr()))
     }
 
     /// Health of the service on a fresh connection; `None` when it cannot
     /// be asked (not listening, shutting down).
     pub async fn health(&self) -> Option<ServingStatus> {
-        let request = HealthCheckRequest { service: "draftpublisher.v1.DraftPublisher".into() };
-        let mut health = HealthClient::new(self.channel());
-        match tokio::time::timeout(Duration::from_secs(2), health.check(request)).await {
-            Ok(Ok(answer)) => Some(answer.into_inner().status()),
-            _ => None,
-        }
+        let check = health::check(lazy_channel(self.addr()), SERVICE);
+        tokio::time::timeout(Duration::from_secs(2), check).await.ok()?.ok()
     }
 
     pub async fn until_serving(&self, within: Duration) {
@@ -147,12 +115,7 @@ impl Deployment {
     pub async fn start(replicas: usize, extra_args: &[&str]) -> Self {
         let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
         let database_url = cluster.url(DATABASE);
-        let migrate = Command::new(BINARY)
-            .arg("migrate")
-            .env("DATABASE_URL", &database_url)
-            .env("RUST_LOG", "warn")
-            .status()
-            .unwrap();
+        let migrate = command(&database_url).arg("migrate").status().unwrap();
         assert!(migrate.success(), "draft-publisher migrate: {migrate}");
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let replicas = (0..replicas)
@@ -169,7 +132,7 @@ impl Deployment {
     }
 
     /// `n` clients, each on its own connection, spread over the replicas.
-    pub fn clients(&self, n: usize) -> Vec<Client> {
+    pub fn clients(&self, n: usize) -> Vec<TestClient> {
         (0..n).map(|i| self.replicas[i % self.replicas.len()].client()).collect()
     }
 
@@ -180,16 +143,9 @@ impl Deployment {
 
     /// Runs `draft-publisher audit` and asserts it finds the database clean.
     pub fn assert_audit_clean(&self) {
-        let output = Command::new(BINARY)
-            .arg("audit")
-            .env("DATABASE_URL", &self.database_url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "audit: {}\n{stdout}{stderr}", output.status);
-        assert!(stdout.starts_with("audit clean:"), "{stdout}");
-        println!("{}", stdout.trim_end());
+        let run = run_audit(&self.database_url);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.starts_with("audit clean:"), "{run:?}");
+        println!("{}", run.stdout.trim_end());
     }
 }

@@ -10,11 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tonic_health::pb::health_check_response::ServingStatus;
-
 use crate::{
     callers::*,
-    harness::{Deployment, until},
+    harness::Deployment,
+    support::{
+        health::ServingStatus,
+        locks::{hold_drafts, until_waiting_on_locks},
+        *,
+    },
 };
 
 const GRACE: Duration = Duration::from_secs(10);
@@ -34,18 +37,13 @@ async fn sigterm_lets_calls_in_flight_finish_and_exits_zero_within_the_grace_per
     let db = deployment.db().await;
 
     // Lock the held drafts' rows, so their publishes stay in flight.
-    let mut blocker = db.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM drafts WHERE id = ANY($1::uuid[]) FOR UPDATE")
-        .bind(&held)
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let holder = hold_drafts(&db, &held).await;
     let in_flight: Vec<_> = held
         .iter()
         .zip(&clients)
         .map(|(draft_id, client)| {
-            let (mut client, request) = (client.clone(), publish_request(&org, draft_id));
-            tokio::spawn(async move { client.publish_draft(request).await.map(|r| r.into_inner()) })
+            let (client, request) = (client.clone(), publish_request(&org, draft_id));
+            tokio::spawn(async move { client.publish_draft(request).await })
         })
         .collect();
     // Background load, without retries: every answer is counted.
@@ -53,7 +51,7 @@ async fn sigterm_lets_calls_in_flight_finish_and_exits_zero_within_the_grace_per
     let load: Vec<_> = clients[HELD..]
         .iter()
         .cloned()
-        .map(|mut client| {
+        .map(|client| {
             let (stats, stop, org) = (stats.clone(), stop.clone(), org.clone());
             tokio::spawn(async move {
                 for _ in 0..100_000 {
@@ -69,16 +67,7 @@ async fn sigterm_lets_calls_in_flight_finish_and_exits_zero_within_the_grace_per
             })
         })
         .collect();
-    until("held publishes wait on their locks", Duration::from_secs(10), || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap();
-        waiting >= HELD as i64
-    })
-    .await;
+    until_waiting_on_locks(&db, HELD).await;
     let before_sigterm = stats.oks();
 
     let replica = &mut deployment.replicas[0];
@@ -88,7 +77,7 @@ async fn sigterm_lets_calls_in_flight_finish_and_exits_zero_within_the_grace_per
         replica.health().await != Some(ServingStatus::Serving)
     })
     .await;
-    blocker.commit().await.unwrap();
+    holder.commit().await.unwrap();
 
     for (call, draft_id) in in_flight.into_iter().zip(&held) {
         let answer = call.await.unwrap().unwrap_or_else(|s| panic!("in-flight publish of {draft_id}: {s:?}"));

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::{
     callers::*,
-    harness::{Client, Deployment, until},
-    support::pg_cluster::StopMode,
+    harness::Deployment,
+    support::{pg_cluster::StopMode, *},
 };
 
 const REPLICAS: usize = 3;
@@ -38,7 +38,7 @@ struct Told {
 /// and again, until told to stop.
 async fn caller(
     id: usize,
-    clients: Arc<Vec<Client>>,
+    clients: Arc<Vec<TestClient>>,
     stats: Arc<Stats>,
     told: Arc<Mutex<Told>>,
     stop: Arc<AtomicBool>,
@@ -118,7 +118,7 @@ async fn publishing_through_a_replica_crash_and_a_database_restart_stays_exactly
     let (draft_id, ids) = told.event_ids.iter().next().expect("some draft was published");
     for replica in &deployment.replicas {
         let request = publish_request(&told.organization_of[draft_id], draft_id);
-        let answer = replica.client().publish_draft(request).await.expect("replica serves").into_inner();
+        let answer = replica.client().publish_draft(request).await.expect("replica serves");
         assert!(answer.already_published && ids.contains(&answer.event_id));
     }
     for (draft_id, ids) in &told.event_ids {
