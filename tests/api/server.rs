@@ -13,6 +13,19 @@ use crate::support::{
     *,
 };
 
+/// Longest the first database probe may take on a loaded machine.
+const START_UP: Duration = Duration::from_secs(10);
+
+/// What a Watch streamed after shutdown began, until it ended: SERVING
+/// from probes before the shutdown (if any), then NOT_SERVING, and never
+/// SERVING again.
+#[track_caller]
+fn assert_turned_not_serving_for_good(statuses: &[ServingStatus]) {
+    let from_shutdown: Vec<_> = statuses.iter().skip_while(|s| **s == ServingStatus::Serving).collect();
+    assert!(!from_shutdown.is_empty(), "no NOT_SERVING before the Watch ended: {statuses:?}");
+    assert!(from_shutdown.iter().all(|s| **s == ServingStatus::NotServing), "{statuses:?}");
+}
+
 #[tokio::test]
 async fn reflection_lists_the_services_in_v1_and_v1alpha() {
     use tonic_reflection::pb::{v1, v1alpha};
@@ -54,7 +67,7 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
 async fn health_is_serving_while_the_database_answers() {
     let app = TestApp::spawn().await;
 
-    until_health(app.addr, ServingStatus::Serving, Duration::from_secs(5)).await;
+    until_health(app.addr, ServingStatus::Serving, START_UP).await;
 }
 
 #[tokio::test]
@@ -90,23 +103,20 @@ async fn oversized_message_is_rejected_and_the_server_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_in_flight_finish_after_the_shutdown_signal() {
+async fn health_turns_from_serving_to_not_serving_when_shutdown_begins_and_calls_in_flight_finish() {
     let mut app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let mut watch = app.watch_health(SERVICE).await;
-    until_health(app.addr, ServingStatus::Serving, Duration::from_secs(5)).await;
-
+    watch.until(ServingStatus::Serving, START_UP).await;
     // Hold the draft's row so that a publish stays in flight.
-    let blocker = app.hold_draft(&draft.id).await;
+    let holder = app.hold_draft(&draft.id).await;
     let in_flight = app.publish_in_background(&draft);
     app.until_calls_wait_on_locks(1).await;
 
     app.begin_shutdown();
-    // Health turns NOT_SERVING as soon as shutdown begins.
-    watch.until(ServingStatus::NotServing, Duration::from_secs(30)).await;
-    drop(watch);
-    blocker.commit().await.unwrap();
 
+    assert_turned_not_serving_for_good(&watch.until_ended(Duration::from_secs(30)).await);
+    holder.commit().await.unwrap();
     let answer = in_flight.await.unwrap().expect("the call in flight finishes OK");
     assert!(!answer.already_published);
     app.stopped().await.expect("serve returns Ok");
@@ -118,10 +128,11 @@ async fn calls_in_flight_finish_after_the_shutdown_signal() {
 async fn open_health_watches_end_at_shutdown_instead_of_holding_it_for_the_grace_period() {
     let mut app = TestApp::builder().shutdown_grace(Duration::from_secs(600)).spawn().await;
     let mut watch = app.watch_health(SERVICE).await;
+    watch.until(ServingStatus::Serving, START_UP).await;
 
     app.begin_shutdown();
-    let streamed = watch.until_ended(Duration::from_secs(30)).await;
+    let after_shutdown = watch.until_ended(Duration::from_secs(30)).await;
 
-    assert_eq!(streamed.last(), Some(&ServingStatus::NotServing));
+    assert_turned_not_serving_for_good(&after_shutdown);
     app.stopped().await.expect("serve returns Ok long before the grace period");
 }
