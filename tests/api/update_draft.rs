@@ -75,8 +75,8 @@ async fn stale_expected_version_is_aborted_and_nothing_is_lost() {
     assert_eq!(app.fetch_draft(&draft.organization_id, &draft.id).await.title, "First");
 }
 
-#[tokio::test]
-async fn concurrent_updates_of_different_fields_are_all_kept() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_that_read_one_version_are_retried_and_all_kept() {
     let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let requests = [
@@ -84,15 +84,24 @@ async fn concurrent_updates_of_different_fields_are_all_kept() {
         pb::UpdateDraftRequest { description: "D".into(), ..draft.update_request(&["description"]) },
         pb::UpdateDraftRequest { location: "L".into(), ..draft.update_request(&["location"]) },
     ];
-
-    let calls = requests.into_iter().map(|request| {
-        let addr = app.addr;
-        tokio::spawn(async move { TestClient::connect(addr).await.update_draft(request).await })
-    });
-    for call in futures::future::join_all(calls).await {
-        call.unwrap().unwrap();
+    // Each update reads version 1, then waits for the row: once all three
+    // wait, at most one can write version 1 and the others must retry.
+    let holder = app.hold_draft(&draft.id).await;
+    let mut calls = Vec::new();
+    for request in requests {
+        let client = app.connect().await;
+        calls.push(tokio::spawn(async move { client.update(request).await }));
     }
+    app.until_calls_wait_on_locks(3).await;
 
+    holder.commit().await.unwrap();
+
+    let mut versions = Vec::new();
+    for call in calls {
+        versions.push(call.await.expect("the update answered").version);
+    }
+    versions.sort();
+    assert_eq!(versions, [2, 3, 4], "each update wrote a version of its own");
     let stored = app.fetch_draft(&draft.organization_id, &draft.id).await;
     assert_eq!(
         (stored.title.as_str(), stored.description.as_str(), stored.location.as_str()),
