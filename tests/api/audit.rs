@@ -49,7 +49,9 @@ async fn link(db: &PgPool, draft: Uuid, event: Option<Uuid>, status: &str) {
         .unwrap();
 }
 
-async fn audit_of(app: &TestApp) -> Vec<(ViolationKind, Vec<Uuid>, Vec<Uuid>)> {
+type Found = (ViolationKind, Vec<Uuid>, Vec<Uuid>);
+
+async fn audit_of(app: &TestApp) -> Vec<Found> {
     let store = Store::connect_lazy(app.database_url(), &PoolSettings::default()).unwrap();
     let report = store.audit().await.expect("audit runs");
     store.close().await;
@@ -61,24 +63,27 @@ fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
-#[tokio::test]
-async fn a_database_written_by_the_service_audits_clean() {
-    let seeded = seeded().await;
-
-    assert_eq!(audit_of(&seeded.app).await, []);
+/// A state the constraints forbid, as drift would leave it.
+#[derive(Debug, Clone, Copy)]
+enum Drift {
+    SecondEventOfAPublishedDraft,
+    SecondDraftNamingTheSameEvent,
+    EventItsDraftDoesNotName,
+    PublishedWithoutAnEvent,
+    LinkedButBackToStatusDraft,
+    DraftNamingAMissingEvent,
+    EventInAnotherOrganisationThanItsDraft,
 }
 
-#[tokio::test]
-async fn each_kind_of_violation_is_reported_with_its_ids() {
-    use ViolationKind::*;
-    let stray = Uuid::now_v7();
-
-    for case in 0..7 {
-        let Seeded { app, published: d, event: e, unpublished: u } = seeded().await;
-        let db = &app.db;
-        let expected = match case {
-            0 => {
-                // A second event for a published draft.
+impl Drift {
+    /// Seeds the drift into `seeded`'s database; returns what the audit
+    /// must report.
+    async fn seed(self, seeded: &Seeded) -> Vec<Found> {
+        use ViolationKind::*;
+        let Seeded { app, published: d, event: e, unpublished: u } = seeded;
+        let (db, d, e, u, stray) = (&app.db, *d, *e, *u, Uuid::now_v7());
+        match self {
+            Self::SecondEventOfAPublishedDraft => {
                 drop_constraints(db, &["events_draft_id_key", "events_draft_links_back_fkey"]).await;
                 insert_event_copy(db, stray, d).await;
                 vec![
@@ -86,8 +91,7 @@ async fn each_kind_of_violation_is_reported_with_its_ids() {
                     (OrphanEvent, vec![d], vec![stray]),
                 ]
             }
-            1 => {
-                // A second draft naming the same event.
+            Self::SecondDraftNamingTheSameEvent => {
                 drop_constraints(db, &["drafts_event_id_key", "drafts_event_links_back_fkey"]).await;
                 link(db, u, Some(e), "published").await;
                 vec![
@@ -95,45 +99,70 @@ async fn each_kind_of_violation_is_reported_with_its_ids() {
                     (BrokenBackPointer, vec![u], vec![e]),
                 ]
             }
-            2 => {
-                // An event its draft does not name.
+            Self::EventItsDraftDoesNotName => {
                 drop_constraints(db, &["events_draft_links_back_fkey"]).await;
                 insert_event_copy(db, stray, u).await;
                 vec![(OrphanEvent, vec![u], vec![stray])]
             }
-            3 => {
-                // Published without an event.
+            Self::PublishedWithoutAnEvent => {
                 drop_constraints(db, &["drafts_published_iff_linked"]).await;
                 link(db, u, None, "published").await;
                 vec![(StatusMismatch, vec![u], vec![])]
             }
-            4 => {
-                // Linked to an event but back to status draft.
+            Self::LinkedButBackToStatusDraft => {
                 drop_constraints(db, &["drafts_published_iff_linked"]).await;
                 link(db, d, Some(e), "draft").await;
                 vec![(StatusMismatch, vec![d], vec![e])]
             }
-            5 => {
-                // A draft naming an event that does not exist.
+            Self::DraftNamingAMissingEvent => {
                 drop_constraints(db, &["drafts_event_links_back_fkey"]).await;
                 link(db, u, Some(stray), "published").await;
                 vec![(BrokenBackPointer, vec![u], vec![stray])]
             }
-            _ => {
-                // An event moved to another organisation than its draft's.
+            Self::EventInAnotherOrganisationThanItsDraft => {
                 drop_constraints(db, &["events_draft_organization_fkey"]).await;
-                sqlx::query("UPDATE events SET organization_id = $1 WHERE id = $2")
-                    .bind(Uuid::now_v7())
-                    .bind(e)
-                    .execute(db)
-                    .await
-                    .unwrap();
+                let moved = sqlx::query("UPDATE events SET organization_id = $1 WHERE id = $2");
+                moved.bind(Uuid::now_v7()).bind(e).execute(db).await.unwrap();
                 vec![(OrganizationMismatch, vec![d], vec![e])]
             }
-        };
-
-        assert_eq!(audit_of(&app).await, expected, "case {case}");
+        }
     }
+}
+
+/// Seeds `drift` into a fresh database and asserts the audit reports
+/// exactly what it must, with the ids involved.
+async fn assert_audit_reports(drift: Drift) {
+    let seeded = seeded().await;
+    let expected = drift.seed(&seeded).await;
+
+    assert_eq!(audit_of(&seeded.app).await, expected, "{drift:?}");
+}
+
+#[tokio::test]
+async fn a_database_written_by_the_service_audits_clean() {
+    let seeded = seeded().await;
+
+    assert_eq!(audit_of(&seeded.app).await, []);
+}
+
+/// One test per kind of drift, named for what the audit must catch.
+macro_rules! audit_reports {
+    ($($test:ident: $drift:ident,)*) => {$(
+        #[tokio::test]
+        async fn $test() {
+            assert_audit_reports(Drift::$drift).await;
+        }
+    )*};
+}
+
+audit_reports! {
+    a_second_event_of_a_published_draft_is_reported: SecondEventOfAPublishedDraft,
+    a_second_draft_naming_the_same_event_is_reported: SecondDraftNamingTheSameEvent,
+    an_event_its_draft_does_not_name_is_reported: EventItsDraftDoesNotName,
+    a_published_draft_without_an_event_is_reported: PublishedWithoutAnEvent,
+    a_linked_draft_back_in_status_draft_is_reported: LinkedButBackToStatusDraft,
+    a_draft_naming_a_missing_event_is_reported: DraftNamingAMissingEvent,
+    an_event_in_another_organisation_than_its_draft_is_reported: EventInAnotherOrganisationThanItsDraft,
 }
 
 #[tokio::test]
