@@ -2,13 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_client::HealthClient};
 
 use crate::support::{
     health::{NAMES, SERVICE, ServingStatus, health_status},
     pg_cluster::{PgCluster, StopMode},
+    wait::until_some,
     *,
 };
 
@@ -36,50 +35,29 @@ async fn stopped_database_fails_fast_and_the_service_recovers_when_it_returns() 
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
 
     cluster.start_again();
-    let mut recovered = None;
-    for _ in 0..500 {
-        if let Ok(answer) = app.get_draft(draft.get_request()).await {
-            recovered = answer.draft;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(recovered.expect("served again without a restart").id, draft.id);
-}
-
-/// The next status `watch` streams, waiting until `deadline` at most.
-async fn next_status(
-    watch: &mut tonic::Streaming<HealthCheckResponse>,
-    deadline: Instant,
-) -> Option<ServingStatus> {
-    let next = tokio::time::timeout_at(deadline.into(), watch.next()).await.ok()??;
-    Some(next.expect("watch stream item").status())
+    let recovered = until_some("served again without a restart", Duration::from_secs(30), || async {
+        app.get_draft(draft.get_request()).await.ok()?.draft
+    })
+    .await;
+    assert_eq!(recovered.id, draft.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_database_within_two_seconds_and_watch_streams_both_changes() {
     let cluster = PgCluster::start();
     let app = spawn_app_on(&cluster).await;
-    let mut watch = HealthClient::new(app.channel().await)
-        .watch(HealthCheckRequest { service: SERVICE.to_owned() })
-        .await
-        .unwrap()
-        .into_inner();
-    let start_up = Instant::now() + Duration::from_secs(30);
-    while next_status(&mut watch, start_up).await != Some(ServingStatus::Serving) {}
+    let mut watch = app.watch_health(SERVICE).await;
+    watch.until(ServingStatus::Serving, Duration::from_secs(30)).await;
 
     let stopping = Instant::now();
     cluster.stop(StopMode::Fast);
-    let status = next_status(&mut watch, stopping + HEALTH_FOLLOWS_WITHIN).await;
-    assert_eq!(status, Some(ServingStatus::NotServing), "after {:?}", stopping.elapsed());
+    watch.until(ServingStatus::NotServing, HEALTH_FOLLOWS_WITHIN.saturating_sub(stopping.elapsed())).await;
     for name in NAMES {
         assert_eq!(health_status(app.addr, name).await, ServingStatus::NotServing, "{name:?}");
     }
 
     cluster.start_again();
-    let back = Instant::now();
-    let status = next_status(&mut watch, back + HEALTH_FOLLOWS_WITHIN).await;
-    assert_eq!(status, Some(ServingStatus::Serving), "after {:?}", back.elapsed());
+    watch.until(ServingStatus::Serving, HEALTH_FOLLOWS_WITHIN).await;
     assert_eq!(health_status(app.addr, "").await, ServingStatus::Serving);
 }
 
