@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::FieldViolation;
+use crate::domain::{Described, DraftIncomplete, FieldViolation, Invalid};
 
 /// `ErrorInfo.domain` of every error the service produces.
 pub const ERROR_DOMAIN: &str = "draftpublisher.v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid request: {}", describe(.0))]
+    #[error("invalid request: {}", Described(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// Bytes that are not a valid request message (e.g. a string field that
     /// is not UTF-8): the caller's mistake, not the service's.
@@ -28,7 +28,7 @@ pub enum Error {
     DraftNotFound,
     #[error("event not found")]
     EventNotFound,
-    #[error("the draft is not complete enough to publish: {}", describe(.0))]
+    #[error("the draft is not complete enough to publish: {}", Described(.0))]
     DraftIncomplete(Vec<FieldViolation>),
     #[error("the draft is published or scheduled and can no longer change")]
     DraftAlreadyPublished,
@@ -65,8 +65,16 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
-fn describe(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{} {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+impl From<Invalid> for Error {
+    fn from(Invalid(violations): Invalid) -> Self {
+        Self::InvalidArgument(violations)
+    }
+}
+
+impl From<DraftIncomplete> for Error {
+    fn from(DraftIncomplete(violations): DraftIncomplete) -> Self {
+        Self::DraftIncomplete(violations)
+    }
 }
 
 impl Error {
