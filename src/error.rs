@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::{Described, DraftIncomplete, FieldViolation, Invalid};
+use crate::{
+    domain::{Described, DraftIncomplete, FieldViolation, Invalid},
+    store,
+};
 
 /// `ErrorInfo.domain` of every error the service produces.
 pub const ERROR_DOMAIN: &str = "draftpublisher.v1";
@@ -34,17 +37,6 @@ pub enum Error {
     DraftAlreadyPublished,
     #[error("the draft is at version {current}, not the expected version {expected}")]
     VersionMismatch { expected: i64, current: i64 },
-    /// Another publisher linked the draft first (unique violation on the
-    /// one-event-per-draft constraint): read the winner's event.
-    #[error("the draft was published concurrently")]
-    PublishRaceLost,
-    /// The draft was no longer at the version read when a write ran (an
-    /// update, or a publish committed in between): read it again.
-    #[error("the draft changed concurrently")]
-    DraftChanged,
-    /// Serialization failure or deadlock: worth another attempt.
-    #[error("concurrent modification: {0}")]
-    Conflict(#[source] sqlx::Error),
     /// Retries were exhausted while other calls kept changing the draft.
     #[error("the draft kept changing concurrently; retry the call")]
     ContentionExhausted,
@@ -59,8 +51,10 @@ pub enum Error {
     /// publish) still completes; retrying tells its outcome.
     #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
     RequestTimeout(std::time::Duration),
-    #[error("the database is unavailable")]
-    DatabaseUnavailable(#[source] sqlx::Error),
+    /// What the store reports: a concurrent change, an unavailable
+    /// database, or its own fault.
+    #[error(transparent)]
+    Store(#[from] store::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -80,7 +74,7 @@ impl From<DraftIncomplete> for Error {
 impl Error {
     /// Worth retrying inside the service.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::DraftChanged | Self::Conflict(_) | Self::PublishRaceLost)
+        matches!(self, Self::Store(error) if error.is_transient())
     }
 
     /// The status code and `ErrorInfo.reason` the contract gives this error.
@@ -96,15 +90,16 @@ impl Error {
             Self::DraftIncomplete(_) => (Code::FailedPrecondition, "DRAFT_INCOMPLETE"),
             Self::DraftAlreadyPublished => (Code::FailedPrecondition, "DRAFT_ALREADY_PUBLISHED"),
             Self::VersionMismatch { .. } => (Code::Aborted, "VERSION_MISMATCH"),
-            Self::PublishRaceLost | Self::DraftChanged | Self::Conflict(_) | Self::ContentionExhausted => {
-                (Code::Aborted, "CONCURRENT_MODIFICATION")
-            }
+            Self::Store(
+                store::Error::PublishRaceLost | store::Error::DraftChanged | store::Error::Conflict(_),
+            )
+            | Self::ContentionExhausted => (Code::Aborted, "CONCURRENT_MODIFICATION"),
             Self::MissingCredentials => (Code::Unauthenticated, "MISSING_CREDENTIALS"),
             Self::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
             Self::Overloaded => (Code::Unavailable, "OVERLOADED"),
             Self::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
-            Self::DatabaseUnavailable(_) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
-            Self::Internal(_) => (Code::Internal, "INTERNAL"),
+            Self::Store(store::Error::Unavailable(_)) => (Code::Unavailable, "DATABASE_UNAVAILABLE"),
+            Self::Store(store::Error::Internal(_)) | Self::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }
 
@@ -157,15 +152,20 @@ impl Error {
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let (code, reason) = error.code_and_reason();
-        match &error {
-            Error::Internal(_) => tracing::error!(error = ?error, "internal error"),
-            Error::DatabaseUnavailable(_) => {
-                tracing::warn!(error = %error_chain(&error), "database unavailable")
+        let message = match code {
+            // The details are for the logs, never for the caller.
+            Code::Internal => {
+                tracing::error!(error = ?error, "internal error");
+                "internal error".to_owned()
             }
-            _ => {}
-        }
+            Code::Unavailable if matches!(error, Error::Store(_)) => {
+                tracing::warn!(error = %error_chain(&error), "database unavailable");
+                error.to_string()
+            }
+            _ => error.to_string(),
+        };
         let details = error.details(reason);
-        Status::with_error_details(code, error.to_string(), details)
+        Status::with_error_details(code, message, details)
     }
 }
 

@@ -1,6 +1,6 @@
 //! All SQL lives here. Every statement is a plain string, exercised by the
 //! integration tests against a real PostgreSQL; callers get domain values and
-//! the crate's `Error`, never rows or `sqlx` errors.
+//! the store's own [`Error`], never rows or `sqlx` errors.
 
 mod audit;
 mod drafts;
@@ -25,10 +25,9 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::error::Error;
-
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
+pub use error::Error;
 
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
@@ -145,7 +144,7 @@ impl Store {
     /// A connection of the pool for one statement, counted while awaited.
     async fn connection(&self) -> Result<PoolConnection<Postgres>, Error> {
         let _waiting = Waiting::begin(&self.waiting);
-        self.pool.acquire().await.map_err(error::classify)
+        Ok(self.pool.acquire().await?)
     }
 
     /// Applies pending migrations; safe to run from several replicas at once.
