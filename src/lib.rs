@@ -48,6 +48,8 @@ use crate::{
     store::{PoolSettings, Store},
 };
 
+pub use api::status::ERROR_DOMAIN;
+
 /// Creates the database if it is missing, applies pending migrations and
 /// returns the store: what `serve` and `migrate` do before anything else.
 pub async fn prepare_database(database_url: &str, settings: &PoolSettings) -> anyhow::Result<Store> {

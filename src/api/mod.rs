@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod decode;
 mod encode;
+pub mod status;
 
 use std::future::Future;
 

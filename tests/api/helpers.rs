@@ -9,9 +9,9 @@ use std::{
 };
 
 use draft_publisher::{
+    ERROR_DOMAIN,
     app::App,
     domain::{Clock, SystemClock, Timestamp},
-    error::ERROR_DOMAIN,
     prepare_database,
     proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
     server::{self, Listeners, ServerSettings},

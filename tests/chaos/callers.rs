@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use draft_publisher::{error::ERROR_DOMAIN, proto::v1 as pb};
+use draft_publisher::{ERROR_DOMAIN, proto::v1 as pb};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
