@@ -65,10 +65,6 @@ impl App {
         self.clock.now()
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub async fn create_draft(&self, new: NewDraft) -> Result<Draft, Error> {
         retry(|| async {
             match self.store.create_draft(DraftId::generate(), &new, self.now()).await? {

@@ -94,7 +94,8 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let app = app::App::new(store.clone(), Arc::new(SystemClock));
-    server::serve(server::Listeners { grpc, metrics }, app, settings, shutdown::signal()).await?;
+    let listeners = server::Listeners { grpc, metrics };
+    server::serve(listeners, app, store.clone(), settings, shutdown::signal()).await?;
     store.close().await;
     Ok(())
 }

@@ -31,6 +31,7 @@ use crate::{
     health,
     metrics::Metrics,
     proto::v1 as pb,
+    store::Store,
 };
 
 /// How the server treats connections and shutdown.
@@ -96,13 +97,15 @@ impl From<TcpListener> for Listeners {
     }
 }
 
-/// Serves until `shutdown` resolves. Health turns NOT_SERVING at once, new
-/// connections are refused, and calls in flight get `shutdown_grace` to
-/// finish; the function returns when they have (or when the grace period
-/// runs out, with a warning).
+/// Serves `app` until `shutdown` resolves. `store` is the app's database,
+/// which health probes and whose pool the metrics report. Health turns
+/// NOT_SERVING at once, new connections are refused, and calls in flight get
+/// `shutdown_grace` to finish; the function returns when they have (or when
+/// the grace period runs out, with a warning).
 pub async fn serve(
     listeners: impl Into<Listeners>,
     app: App,
+    store: Store,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -117,7 +120,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let probe = tokio::spawn(health::probe_database(
         reporter.clone(),
-        app.store().clone(),
+        store.clone(),
         settings.health_probe_interval,
         stop_rx,
     ));
@@ -127,7 +130,7 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().clone(), stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store, stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);

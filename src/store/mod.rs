@@ -56,6 +56,19 @@ impl Default for PoolSettings {
     }
 }
 
+/// The connection pool's gauges at one instant, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now, idle or in use.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// The configured size limit.
+    pub max: u32,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
+
 /// The service's handle on PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -132,13 +145,14 @@ impl Store {
         Ok(Self { pool, probe, waiting: Arc::default() })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// How many calls are waiting for a database connection now.
-    pub fn waiting_for_connection(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+    /// The pool's gauges now.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
     }
 
     /// A connection of the pool for one statement, counted while awaited.

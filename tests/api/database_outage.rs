@@ -30,7 +30,7 @@ async fn spawn_server_on(
     cluster: &PgCluster,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
     let store = prepare_database(&cluster.url("draft_publisher"), &PoolSettings::default()).await.unwrap();
-    spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await
+    spawn_server(App::new(store.clone(), Arc::new(SystemClock)), store, ServerSettings::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use draft_publisher::{
     prepare_database,
     proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
     server::{self, Listeners, ServerSettings},
-    store::PoolSettings,
+    store::{PoolSettings, Store},
 };
 use sqlx::{Connection, PgPool};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -137,10 +137,10 @@ pub async fn spawn_app_with_pool(pool: PoolSettings, settings: ServerSettings) -
     let database = TestDatabase::new();
     let store = prepare_database(&database.url, &pool).await.expect("test database prepared");
     let clock = Arc::new(TestClock::default());
-    let app = App::new(store, clock.clone());
+    let app = App::new(store.clone(), clock.clone());
     let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let metrics_addr = metrics.local_addr().unwrap();
-    let (addr, shutdown, server) = spawn_server_with_metrics(app, settings, Some(metrics)).await;
+    let (addr, shutdown, server) = spawn_server_with_metrics(app, store, settings, Some(metrics)).await;
     let db = PgPool::connect(&database.url).await.expect("test pool");
     let client = connect(addr).await;
     TestApp {
@@ -158,20 +158,22 @@ pub async fn spawn_app_with_pool(pool: PoolSettings, settings: ServerSettings) -
 /// Starts the real server on a free port of 127.0.0.1.
 pub async fn spawn_server(
     app: App,
+    store: Store,
     settings: ServerSettings,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
-    spawn_server_with_metrics(app, settings, None).await
+    spawn_server_with_metrics(app, store, settings, None).await
 }
 
 async fn spawn_server_with_metrics(
     app: App,
+    store: Store,
     settings: ServerSettings,
     metrics: Option<TcpListener>,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let addr = grpc.local_addr().unwrap();
     let (shutdown, signal) = oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(Listeners { grpc, metrics }, app, settings, async {
+    let server = tokio::spawn(server::serve(Listeners { grpc, metrics }, app, store, settings, async {
         let _ = signal.await;
     }));
     (addr, shutdown, server)

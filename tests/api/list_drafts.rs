@@ -187,7 +187,7 @@ async fn a_page_token_works_on_another_replica() {
     let created = create_drafts(&app, &org, 3).await;
     let store = Store::connect_lazy(app.database_url(), &PoolSettings::default()).unwrap();
     let (replica, _shutdown, _server) =
-        spawn_server(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await;
+        spawn_server(App::new(store.clone(), Arc::new(SystemClock)), store, ServerSettings::default()).await;
 
     let first =
         app.client.clone().list_drafts(list(&org, 2, "", pb::DraftStatus::Unspecified)).await.unwrap();

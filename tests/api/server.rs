@@ -84,8 +84,8 @@ async fn unreachable_database_is_unavailable_fast_and_not_serving() {
     // A server whose database does not exist at all: nothing listens on port 1.
     let settings = PoolSettings { acquire_timeout: Duration::from_secs(2), ..PoolSettings::default() };
     let store = Store::connect_lazy("postgres://postgres@127.0.0.1:1/none", &settings).unwrap();
-    let app = App::new(store, Arc::new(SystemClock));
-    let (addr, _shutdown, _server) = spawn_server(app, ServerSettings::default()).await;
+    let app = App::new(store.clone(), Arc::new(SystemClock));
+    let (addr, _shutdown, _server) = spawn_server(app, store, ServerSettings::default()).await;
     let mut client = connect(addr).await;
 
     let started = Instant::now();

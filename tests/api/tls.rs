@@ -67,8 +67,8 @@ async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_tim
         handshake_timeout,
     };
     let settings = ServerSettings { tls: Some(tls), ..ServerSettings::default() };
-    let app = App::new(store, std::sync::Arc::new(draft_publisher::domain::SystemClock));
-    let (addr, shutdown, server) = spawn_server(app, settings).await;
+    let app = App::new(store.clone(), std::sync::Arc::new(draft_publisher::domain::SystemClock));
+    let (addr, shutdown, server) = spawn_server(app, store, settings).await;
     TlsApp { addr, _shutdown: shutdown, _server: server, _database: database }
 }
 
