@@ -22,8 +22,6 @@ use tracing::{Instrument, Span, field::display};
 
 use crate::{app::App, error::Error, metrics::outcome_name, proto::v1 as pb};
 
-pub use encode::timestamp as encode_timestamp;
-
 /// The `draftpublisher.v1.DraftPublisher` service.
 #[derive(Clone)]
 pub struct DraftPublisherApi {

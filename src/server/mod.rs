@@ -24,13 +24,9 @@ use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, observe::ObserveLayer};
+pub use crate::auth::BearerTokens;
 use crate::{
-    api::DraftPublisherApi,
-    app::App,
-    auth::{Authenticator, BearerTokens},
-    health,
-    metrics::Metrics,
-    proto::v1 as pb,
+    api::DraftPublisherApi, app::App, auth::Authenticator, health, metrics::Metrics, proto::v1 as pb,
     store::Store,
 };
 

@@ -6,8 +6,8 @@
 use std::process::Command;
 
 use draft_publisher::{
-    audit,
-    store::{PoolSettings, Store, ViolationKind},
+    PoolSettings, Store,
+    audit::{self, ViolationKind},
 };
 use sqlx::PgPool;
 use uuid::Uuid;

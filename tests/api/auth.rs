@@ -1,7 +1,10 @@
 //! Bearer-token authentication: the service and reflection require a token
 //! when tokens are configured; health stays open for probes.
 
-use draft_publisher::{auth::BearerTokens, proto::v1 as pb, server::ServerSettings};
+use draft_publisher::{
+    proto::v1 as pb,
+    server::{BearerTokens, ServerSettings},
+};
 use tokio_stream::StreamExt;
 use tonic::{
     Code, Request, Status, metadata::MetadataValue, service::interceptor::InterceptedService,

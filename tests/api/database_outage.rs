@@ -7,8 +7,7 @@ use std::{
 };
 
 use draft_publisher::{
-    app::App, domain::SystemClock, prepare_database, proto::v1 as pb, server::ServerSettings,
-    store::PoolSettings,
+    App, PoolSettings, SystemClock, prepare_database, proto::v1 as pb, server::ServerSettings,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_stream::StreamExt;

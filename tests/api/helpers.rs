@@ -9,13 +9,9 @@ use std::{
 };
 
 use draft_publisher::{
-    ERROR_DOMAIN,
-    app::App,
-    domain::{Clock, SystemClock, Timestamp},
-    prepare_database,
+    App, Clock, ERROR_DOMAIN, PoolSettings, Store, SystemClock, Timestamp, prepare_database,
     proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
     server::{self, Listeners, ServerSettings},
-    store::{PoolSettings, Store},
 };
 use sqlx::{Connection, PgPool};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};

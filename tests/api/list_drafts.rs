@@ -1,12 +1,6 @@
 use std::sync::Arc;
 
-use draft_publisher::{
-    app::App,
-    domain::SystemClock,
-    proto::v1 as pb,
-    server::ServerSettings,
-    store::{PoolSettings, Store},
-};
+use draft_publisher::{App, PoolSettings, Store, SystemClock, proto::v1 as pb, server::ServerSettings};
 use tonic::Code;
 
 use crate::helpers::*;

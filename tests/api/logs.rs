@@ -10,7 +10,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use draft_publisher::{auth::BearerTokens, proto::v1 as pb, server::ServerSettings};
+use draft_publisher::{
+    proto::v1 as pb,
+    server::{BearerTokens, ServerSettings},
+};
 use serde_json::Value;
 use tonic::{Request, metadata::MetadataValue};
 

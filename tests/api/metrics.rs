@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
-use draft_publisher::{proto::v1 as pb, server::ServerSettings, store::PoolSettings};
+use draft_publisher::{PoolSettings, proto::v1 as pb, server::ServerSettings};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

@@ -6,13 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use draft_publisher::{
-    app::App,
-    domain::SystemClock,
-    proto::v1 as pb,
-    server::ServerSettings,
-    store::{PoolSettings, Store},
-};
+use draft_publisher::{App, PoolSettings, Store, SystemClock, proto::v1 as pb, server::ServerSettings};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{

@@ -5,11 +5,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use draft_publisher::{
-    app::App,
-    prepare_database,
+    App, PoolSettings, prepare_database,
     proto::v1::{self as pb, draft_publisher_client::DraftPublisherClient},
     server::{ServerSettings, TLS_HANDSHAKE_TIMEOUT, TlsSettings},
-    store::PoolSettings,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -67,7 +65,7 @@ async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_tim
         handshake_timeout,
     };
     let settings = ServerSettings { tls: Some(tls), ..ServerSettings::default() };
-    let app = App::new(store.clone(), std::sync::Arc::new(draft_publisher::domain::SystemClock));
+    let app = App::new(store.clone(), std::sync::Arc::new(draft_publisher::SystemClock));
     let (addr, shutdown, server) = spawn_server(app, store, settings).await;
     TlsApp { addr, _shutdown: shutdown, _server: server, _database: database }
 }
