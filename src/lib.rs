@@ -5,8 +5,9 @@
 //! `docs/architecture.md` follows one request through them.
 //!
 //! - [`config`]: the command line and its environment fallbacks.
-//!   **Defaults** (port, pool size, timeouts, limits) are named constants in
-//!   `config/defaults.rs`, used by the flags and the `Default` impls alike.
+//! - `defaults`: **every default** an operator can change (port, pool size,
+//!   timeouts, limits), named once and used by the flags and the settings'
+//!   `Default` impls alike.
 //! - [`server`]: assembles the gRPC server (service, health, reflection)
 //!   behind authentication (`auth`), call limits and observation, on a bound
 //!   listener, and runs it until shutdown, draining calls in flight.
@@ -36,6 +37,7 @@ mod app;
 pub mod audit;
 mod auth;
 pub mod config;
+mod defaults;
 mod domain;
 mod error;
 mod health;

@@ -26,8 +26,8 @@ pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, observe::ObserveLayer};
 pub use crate::auth::BearerTokens;
 use crate::{
-    api::DraftPublisherApi, app::App, auth::Authenticator, health, metrics::Metrics, proto::v1 as pb,
-    store::Store,
+    api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
+    proto::v1 as pb, store::Store,
 };
 
 /// How the server treats connections and shutdown.
@@ -58,14 +58,14 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            shutdown_grace: Duration::from_secs(10),
-            max_message_size: 1024 * 1024,
-            health_probe_interval: Duration::from_millis(500),
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            max_message_size: defaults::MAX_MESSAGE_BYTES,
+            health_probe_interval: defaults::HEALTH_PROBE_INTERVAL,
             auth: None,
-            request_timeout: Duration::from_secs(15),
-            max_concurrent_calls: 256,
-            http2_keepalive_interval: Duration::from_secs(60),
-            http2_keepalive_timeout: Duration::from_secs(20),
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS as usize,
+            http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
+            http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
         }
     }

@@ -25,6 +25,8 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+use crate::defaults;
+
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
 pub use error::Error;
@@ -49,9 +51,9 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(3),
-            statement_timeout: Duration::from_secs(5),
+            max_connections: defaults::DB_MAX_CONNECTIONS,
+            acquire_timeout: defaults::DB_ACQUIRE_TIMEOUT,
+            statement_timeout: defaults::DB_STATEMENT_TIMEOUT,
         }
     }
 }
