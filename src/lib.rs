@@ -16,8 +16,9 @@
 //!   **Errors become gRPC statuses** (code, `ErrorInfo` reason, details) in
 //!   one place: `api/status.rs`.
 //! - `app`: the use cases, including the exactly-once publish and the
-//!   bounded retries concurrency calls for; its `error::Error` names what a
-//!   use case can answer, in the contract's terms.
+//!   bounded retries concurrency calls for.
+//! - `error`: what a use case can answer instead of a result, in the
+//!   contract's terms; domain and store errors convert into it.
 //! - `domain`: validated values (ids, bounded text, timestamps, page tokens)
 //!   and a draft's rules: completeness, update masks, status. No I/O, and its
 //!   own small error values.
