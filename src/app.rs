@@ -12,7 +12,7 @@ use crate::{
         PageToken, StatusFilter, Timestamp,
     },
     error::Error,
-    store::{CreatedDraft, Store},
+    store::{self, CreatedDraft, Store},
 };
 
 /// Attempts per call when concurrent writers keep getting in the way.
@@ -65,14 +65,11 @@ impl App {
         self.clock.now()
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub async fn create_draft(&self, new: NewDraft) -> Result<Draft, Error> {
         retry(|| async {
             match self.store.create_draft(DraftId::generate(), &new, self.now()).await? {
                 CreatedDraft::Created(draft) | CreatedDraft::Existing(draft) => Ok(draft),
+                CreatedDraft::RequestIdReused => Err(Error::RequestIdReused),
             }
         })
         .await
@@ -105,7 +102,7 @@ impl App {
                 return Err(Error::VersionMismatch { expected, current: draft.version });
             }
             let content = patch.apply(&draft.content)?;
-            self.store.update_draft_content(&draft, &content, self.now()).await
+            Ok(self.store.update_draft_content(&draft, &content, self.now()).await?)
         })
         .await
     }
@@ -172,11 +169,11 @@ impl App {
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
             match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
                 Ok((draft, event)) => Ok(Publication { draft, event, outcome: PublishOutcome::Created }),
-                Err(Error::PublishRaceLost) => {
+                Err(store::Error::PublishRaceLost) => {
                     lost_race.store(true, Ordering::Relaxed);
-                    Err(Error::PublishRaceLost)
+                    Err(store::Error::PublishRaceLost.into())
                 }
-                Err(other) => Err(other),
+                Err(other) => Err(other.into()),
             }
         })
         .await

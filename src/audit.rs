@@ -6,7 +6,8 @@ use std::{fmt::Write as _, time::Duration};
 use anyhow::Context;
 use uuid::Uuid;
 
-use crate::store::{AuditReport, PoolSettings, Store, Violation};
+pub use crate::store::{AuditReport, Violation, ViolationKind};
+use crate::store::{PoolSettings, Store};
 
 /// The audit found broken invariants (the report has been printed).
 #[derive(Debug, thiserror::Error)]

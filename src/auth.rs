@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 use tonic::{Request, Status, service::Interceptor};
 
-use crate::error::Error;
+use crate::api::status::Refusal;
 
 type TokenDigest = [u8; 32];
 
@@ -95,8 +95,8 @@ impl BearerTokens {
     }
 
     /// Checks the metadata of a call.
-    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Error> {
-        let header = request.metadata().get("authorization").ok_or(Error::MissingCredentials)?;
+    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Refusal> {
+        let header = request.metadata().get("authorization").ok_or(Refusal::MissingCredentials)?;
         // The scheme is case-insensitive (RFC 9110); the token is not.
         let token = header
             .to_str()
@@ -104,8 +104,8 @@ impl BearerTokens {
             .and_then(|value| value.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or(Error::InvalidCredentials)?;
-        if self.accepts(token) { Ok(()) } else { Err(Error::InvalidCredentials) }
+            .ok_or(Refusal::InvalidCredentials)?;
+        if self.accepts(token) { Ok(()) } else { Err(Refusal::InvalidCredentials) }
     }
 }
 

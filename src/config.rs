@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     auth::{BearerTokens, SecretToken},
+    defaults,
     server::{ServerSettings, TlsSettings},
     store::PoolSettings,
 };
@@ -52,7 +53,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "DRAFT_PUBLISHER_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    #[arg(long, env = "DRAFT_PUBLISHER_LISTEN_ADDR", default_value_t = defaults::LISTEN_ADDR)]
     pub listen_addr: SocketAddr,
 
     /// Do not create the database or apply migrations at start-up.
@@ -60,23 +61,23 @@ pub struct ServeArgs {
     pub skip_migrations: bool,
 
     /// How long calls in flight may take to finish after SIGTERM or SIGINT.
-    #[arg(long, env = "DRAFT_PUBLISHER_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DRAFT_PUBLISHER_SHUTDOWN_GRACE", default_value = shown(defaults::SHUTDOWN_GRACE), value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
     /// Largest request message accepted, in bytes.
-    #[arg(long, env = "DRAFT_PUBLISHER_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
     /// Maximum number of database connections.
-    #[arg(long, env = "DRAFT_PUBLISHER_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, env = "DRAFT_PUBLISHER_DB_MAX_CONNECTIONS", default_value_t = defaults::DB_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
 
     /// How long a call waits for a database connection before UNAVAILABLE.
-    #[arg(long, env = "DRAFT_PUBLISHER_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DRAFT_PUBLISHER_DB_ACQUIRE_TIMEOUT", default_value = shown(defaults::DB_ACQUIRE_TIMEOUT), value_parser = humantime::parse_duration)]
     pub db_acquire_timeout: Duration,
 
     /// PostgreSQL statement timeout for the service's queries.
-    #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = shown(defaults::DB_STATEMENT_TIMEOUT), value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
 
     /// File of accepted bearer tokens, one per line (blank lines and `#`
@@ -91,20 +92,20 @@ pub struct ServeArgs {
     pub auth_tokens: Vec<SecretToken>,
 
     /// Longest a call may take; slower calls are answered DEADLINE_EXCEEDED.
-    #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_TIMEOUT", default_value = shown(defaults::REQUEST_TIMEOUT), value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
     /// Calls in flight beyond this are refused at once with UNAVAILABLE
     /// (reason OVERLOADED) instead of queueing. Health checks do not count.
-    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONCURRENT_CALLS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONCURRENT_CALLS", default_value_t = defaults::MAX_CONCURRENT_CALLS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 
     /// Interval of HTTP/2 keepalive PINGs on each connection.
-    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_INTERVAL", default_value = shown(defaults::HTTP2_KEEPALIVE_INTERVAL), value_parser = humantime::parse_duration)]
     pub http2_keepalive_interval: Duration,
 
     /// How long a keepalive PING may go unanswered before the connection is closed.
-    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_TIMEOUT", default_value = shown(defaults::HTTP2_KEEPALIVE_TIMEOUT), value_parser = humantime::parse_duration)]
     pub http2_keepalive_timeout: Duration,
 
     /// Address of a plain-HTTP listener serving Prometheus metrics on
@@ -124,6 +125,11 @@ pub struct ServeArgs {
     /// (mutual TLS; needs --tls-cert).
     #[arg(long, env = "DRAFT_PUBLISHER_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// A duration as the flags take it (`10s`, `500ms`), for their defaults.
+fn shown(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
 }
 
 impl ServeArgs {

@@ -5,17 +5,20 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::store::Store;
+use crate::{api::DraftPublisherApi, proto::v1::draft_publisher_server::DraftPublisherServer, store::Store};
 
-/// The name under which the service reports, beside the server-wide "".
-pub const SERVICE_NAME: &str = "draftpublisher.v1.DraftPublisher";
+/// The names the contract reports under: the whole server (""), and the
+/// service as the generated code names it.
+const NAMES: [&str; 2] = ["", <DraftPublisherServer<DraftPublisherApi> as NamedService>::NAME];
 
 /// Sets the status of both names the contract reports.
 pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
-    reporter.set_service_status("", status).await;
-    reporter.set_service_status(SERVICE_NAME, status).await;
+    for name in NAMES {
+        reporter.set_service_status(name, status).await;
+    }
 }
 
 /// Probes the database every `interval` until `stop` changes, then reports
@@ -52,7 +55,7 @@ pub async fn probe_database(
     // which ends their streams (they would otherwise keep the graceful
     // shutdown waiting until the grace period runs out); setting it again
     // makes a fresh one, so Check keeps answering NOT_SERVING.
-    for name in ["", SERVICE_NAME] {
+    for name in NAMES {
         reporter.clear_service_status(name).await;
         reporter.set_service_status(name, ServingStatus::NotServing).await;
     }

@@ -1,52 +1,70 @@
 //! DraftPublisher turns an event draft into a published event, exactly once.
 //!
-//! A tour, from the wire inwards:
+//! A tour, from the wire inwards (arrows point inwards only: `server` → `api`
+//! → `app` → `store` and `domain`; `domain` depends on nothing else here).
+//! `docs/architecture.md` follows one request through them.
 //!
 //! - [`config`]: the command line and its environment fallbacks.
-//! - [`server`]: assembles the gRPC server (service, health, reflection) on a
-//!   bound listener and runs it until shutdown, draining calls in flight.
-//! - [`api`]: the gRPC handlers. They decode requests into validated domain
-//!   values, run a use case, and encode the answer.
-//! - [`app`]: the use cases, including the exactly-once publish and the
+//! - `defaults`: **every default** an operator can change (port, pool size,
+//!   timeouts, limits), named once and used by the flags and the settings'
+//!   `Default` impls alike.
+//! - [`server`]: assembles the gRPC server (service, health, reflection)
+//!   behind authentication (`auth`), call limits and observation, on a bound
+//!   listener, and runs it until shutdown, draining calls in flight.
+//! - `api`: the gRPC handlers. They decode requests into validated domain
+//!   values (`api/decode.rs`), run a use case, and encode the answer.
+//!   **Errors become gRPC statuses** (code, `ErrorInfo` reason, details) in
+//!   one place: `api/status.rs`.
+//! - `app`: the use cases, including the exactly-once publish and the
 //!   bounded retries concurrency calls for.
-//! - [`domain`]: validated values (ids, bounded text, timestamps, page
-//!   tokens) and a draft's rules: completeness, update masks, status.
-//! - [`store`]: all SQL. The schema in `migrations/` makes the invariants
-//!   the database's job: one event per draft, one draft per event, no orphans.
-//! - [`error`]: the one error type and its mapping to gRPC statuses with rich
-//!   error details.
-//! - [`auth`]: bearer-token authentication, checked in constant time.
-//! - [`health`], [`metrics`], [`shutdown`], [`telemetry`]: operations.
+//! - `error`: what a use case can answer instead of a result, in the
+//!   contract's terms; domain and store errors convert into it.
+//! - `domain`: validated values (ids, bounded text, timestamps, page tokens)
+//!   and a draft's rules: completeness, update masks, status. No I/O, and its
+//!   own small error values.
+//! - `store`: **all SQL** (the publish statement is in `store/events.rs`) and
+//!   the classification of database errors by SQLSTATE and constraint name
+//!   (`store/error.rs`). The schema in `migrations/` makes the invariants the
+//!   database's job: one event per draft, one draft per event, no orphans.
+//! - `health`, `metrics`, `shutdown`, [`telemetry`]: operations.
 //! - [`audit`]: the `audit` command, which checks the invariants on a live
 //!   database.
+//! - [`proto`]: the code generated from `proto/`.
 
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod app;
+mod api;
+mod app;
 pub mod audit;
-pub mod auth;
+mod auth;
 pub mod config;
-pub mod domain;
-pub mod error;
-pub mod health;
-pub mod metrics;
+mod defaults;
+mod domain;
+mod error;
+mod health;
+mod metrics;
 pub mod proto;
 pub mod server;
-pub mod shutdown;
-pub mod store;
+mod shutdown;
+mod store;
 pub mod telemetry;
+
+// What a program embedding the service (the binary, the tests) builds it from.
+pub use crate::{
+    api::status::ERROR_DOMAIN,
+    app::App,
+    domain::{Clock, SystemClock, Timestamp},
+    store::{PoolSettings, PoolStats, Store},
+};
+// Request validation, for the fuzz target.
+pub use crate::{api::decode, domain::PageToken, error::Error};
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::{
-    config::{Cli, Command, ServeArgs},
-    domain::SystemClock,
-    store::{PoolSettings, Store},
-};
+use crate::config::{Cli, Command, ServeArgs};
 
 /// Creates the database if it is missing, applies pending migrations and
 /// returns the store: what `serve` and `migrate` do before anything else.
@@ -92,7 +110,8 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let app = app::App::new(store.clone(), Arc::new(SystemClock));
-    server::serve(server::Listeners { grpc, metrics }, app, settings, shutdown::signal()).await?;
+    let listeners = server::Listeners { grpc, metrics };
+    server::serve(listeners, app, store.clone(), settings, shutdown::signal()).await?;
     store.close().await;
     Ok(())
 }

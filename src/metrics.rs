@@ -14,7 +14,10 @@ use prometheus::{
 use tokio::net::TcpListener;
 use tonic::Code;
 
-use crate::{app::PublishOutcome, store::Store};
+use crate::{
+    app::PublishOutcome,
+    store::{PoolStats, Store},
+};
 
 /// The metrics of one server; cheap to clone.
 #[derive(Clone)]
@@ -103,16 +106,14 @@ impl Metrics {
         self.inner.publishes.with_label_values(&[outcome_name(outcome)]).inc();
     }
 
-    /// The text exposition format, with the pool's gauges read now.
-    pub fn render(&self, store: &Store) -> String {
-        let pool = store.pool();
-        let waiting = i64::try_from(store.waiting_for_connection()).unwrap_or(i64::MAX);
-        self.inner.pool_waiting.set(waiting);
-        let open = i64::from(pool.size());
-        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX).min(open);
+    /// The text exposition format, with the pool's gauges as given.
+    pub fn render(&self, pool: PoolStats) -> String {
+        self.inner.pool_waiting.set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
+        let open = i64::from(pool.open);
+        let idle = i64::try_from(pool.idle).unwrap_or(i64::MAX).min(open);
         self.inner.pool_connections.with_label_values(&["idle"]).set(idle);
         self.inner.pool_connections.with_label_values(&["in_use"]).set(open - idle);
-        self.inner.pool_max_connections.set(i64::from(pool.options().get_max_connections()));
+        self.inner.pool_max_connections.set(i64::from(pool.max));
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.inner.registry.gather(), &mut text).expect("text encoding");
         String::from_utf8(text).expect("the text format is UTF-8")
@@ -151,7 +152,7 @@ pub fn code_name(code: Code) -> &'static str {
 }
 
 async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(&store))
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats()))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.

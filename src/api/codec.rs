@@ -12,7 +12,7 @@ use tonic::{
 };
 use tonic_prost::{ProstCodec, ProstEncoder};
 
-use crate::error::Error;
+use super::status::Refusal;
 
 /// Used by the generated server and client code (see `build.rs`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,7 +50,7 @@ impl<U: Message + Default> Decoder for MessageDecoder<U> {
             // server decodes; a response the client cannot decode stays
             // INTERNAL, as gRPC specifies.
             if std::any::type_name::<U>().ends_with("Request") {
-                Error::MalformedRequest { field: request_field(&error), why: error.to_string() }.into()
+                Refusal::MalformedRequest { field: request_field(&error), why: error.to_string() }.into()
             } else {
                 Status::internal(error.to_string())
             }

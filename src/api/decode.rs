@@ -84,15 +84,15 @@ pub fn create_draft(req: pb::CreateDraftRequest) -> Result<NewDraft, Error> {
     {
         v.push(violation);
     }
-    v.finish(|| {
+    Ok(v.finish(|| {
         Some(NewDraft { organization_id: organization_id?, request_id: request_id?, content: content? })
-    })
+    })?)
 }
 
 pub fn get_draft(req: pb::GetDraftRequest) -> Result<(OrganizationId, DraftId), Error> {
     let mut v = Violations::default();
     let (organization_id, draft_id) = draft_ids(&mut v, &req.organization_id, &req.draft_id);
-    v.finish(|| Some((organization_id?, draft_id?)))
+    Ok(v.finish(|| Some((organization_id?, draft_id?)))?)
 }
 
 pub fn publish_draft(
@@ -101,14 +101,14 @@ pub fn publish_draft(
     let mut v = Violations::default();
     let (organization_id, draft_id) = draft_ids(&mut v, &req.organization_id, &req.draft_id);
     let publish_at = v.check(timestamp("publish_at", req.publish_at));
-    v.finish(|| Some((organization_id?, draft_id?, publish_at?)))
+    Ok(v.finish(|| Some((organization_id?, draft_id?, publish_at?)))?)
 }
 
 pub fn get_event(req: pb::GetEventRequest) -> Result<(OrganizationId, EventId), Error> {
     let mut v = Violations::default();
     let organization_id = v.check(OrganizationId::parse("organization_id", &req.organization_id));
     let event_id = v.check(EventId::parse("event_id", &req.event_id));
-    v.finish(|| Some((organization_id?, event_id?)))
+    Ok(v.finish(|| Some((organization_id?, event_id?)))?)
 }
 
 fn draft_ids(
@@ -175,14 +175,14 @@ pub fn update_draft(req: pb::UpdateDraftRequest) -> Result<DraftUpdate, Error> {
             None
         }
     };
-    v.finish(|| {
+    Ok(v.finish(|| {
         Some(DraftUpdate {
             organization_id: organization_id?,
             draft_id: draft_id?,
             expected_version: expected_version?,
             patch: DraftPatch { fields: fields?, values: values? },
         })
-    })
+    })?)
 }
 
 /// A validated ListDrafts request.

@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod decode;
 mod encode;
+pub mod status;
 
 use std::future::Future;
 
@@ -20,8 +21,6 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, Span, field::display};
 
 use crate::{app::App, error::Error, metrics::outcome_name, proto::v1 as pb};
-
-pub use encode::timestamp as encode_timestamp;
 
 /// The `draftpublisher.v1.DraftPublisher` service.
 #[derive(Clone)]

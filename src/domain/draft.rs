@@ -4,9 +4,9 @@
 use sha2::{Digest, Sha256};
 
 use super::{
-    Description, DraftId, EventId, FieldViolation, Location, OrganizationId, RequestId, Timestamp, Title,
+    Description, DraftId, DraftIncomplete, EventId, FieldViolation, Invalid, Location, OrganizationId,
+    RequestId, Timestamp, Title,
 };
-use crate::error::Error;
 
 /// Where a draft is in its life, as callers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl DraftContent {
 
     /// Publication needs a non-blank title and a start before the end; every
     /// missing or wrong field is reported.
-    pub fn check_complete(&self) -> Result<(), Error> {
+    pub fn check_complete(&self) -> Result<(), DraftIncomplete> {
         let mut missing = Vec::new();
         if self.title.as_str().trim().is_empty() {
             missing.push(FieldViolation::new("title", "must not be blank"));
@@ -64,7 +64,7 @@ impl DraftContent {
             }
             _ => {}
         }
-        if missing.is_empty() { Ok(()) } else { Err(Error::DraftIncomplete(missing)) }
+        if missing.is_empty() { Ok(()) } else { Err(DraftIncomplete(missing)) }
     }
 
     /// A digest of the content, to tell a CreateDraft retry (same content)
@@ -136,7 +136,7 @@ pub struct DraftPatch {
 
 impl DraftPatch {
     /// The content after the patch, which must still not end before it starts.
-    pub fn apply(&self, current: &DraftContent) -> Result<DraftContent, Error> {
+    pub fn apply(&self, current: &DraftContent) -> Result<DraftContent, Invalid> {
         let mut next = current.clone();
         for field in &self.fields {
             match field {
@@ -148,7 +148,7 @@ impl DraftPatch {
             }
         }
         let blamed = if self.fields.contains(&DraftField::EndsAt) { "ends_at" } else { "starts_at" };
-        next.check_schedule(blamed).map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+        next.check_schedule(blamed).map_err(|violation| Invalid(vec![violation]))?;
         Ok(next)
     }
 }
@@ -201,8 +201,7 @@ mod tests {
     fn incomplete_fields(content: &DraftContent) -> Vec<&'static str> {
         match content.check_complete() {
             Ok(()) => vec![],
-            Err(Error::DraftIncomplete(violations)) => violations.iter().map(|v| v.field).collect(),
-            Err(other) => panic!("unexpected {other:?}"),
+            Err(DraftIncomplete(violations)) => violations.iter().map(|v| v.field).collect(),
         }
     }
 
@@ -238,7 +237,7 @@ mod tests {
             values: DraftContent { starts_at: at(300), ..DraftContent::default() },
         };
         match patch.apply(&complete()) {
-            Err(Error::InvalidArgument(violations)) => assert_eq!(violations[0].field, "starts_at"),
+            Err(Invalid(violations)) => assert_eq!(violations[0].field, "starts_at"),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -15,4 +15,4 @@ pub use event::{Event, EventStatus};
 pub use ids::{DraftId, EventId, OrganizationId, RequestId};
 pub use page_token::{Cursor, PageSize, PageToken};
 pub use time::{Clock, SystemClock, Timestamp};
-pub use violations::{FieldViolation, Violations};
+pub use violations::{Described, DraftIncomplete, FieldViolation, Invalid, Violations};

@@ -1,7 +1,8 @@
 //! Collects every problem of a request before answering, so a caller learns
-//! about all of its bad fields at once.
+//! about all of its bad fields at once; and the domain's own error values,
+//! which name the bad fields and nothing of how they are reported.
 
-use crate::error::Error;
+use std::fmt;
 
 /// One bad request field, named as in the proto (`title`, `starts_at`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +37,39 @@ impl Violations {
         self.0.push(violation);
     }
 
-    /// `Ok(value)` when nothing was recorded, else the contract's
-    /// INVALID_ARGUMENT with every violation.
-    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Error> {
+    /// `Ok(value)` when nothing was recorded, else every violation.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Invalid> {
         if self.0.is_empty()
             && let Some(value) = value()
         {
             return Ok(value);
         }
-        Err(Error::InvalidArgument(self.0))
+        Err(Invalid(self.0))
+    }
+}
+
+/// Values that break a rule: a request's fields, or a patch that would leave
+/// a draft ending before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request: {}", Described(.0))]
+pub struct Invalid(pub Vec<FieldViolation>);
+
+/// A draft not complete enough to publish: every missing or wrong field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the draft is not complete enough to publish: {}", Described(.0))]
+pub struct DraftIncomplete(pub Vec<FieldViolation>);
+
+/// Violations on one line, for messages: `title must not be blank; ...`.
+pub struct Described<'a>(pub &'a [FieldViolation]);
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} {}", v.field, v.description)?;
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Per-call limits, as a tower layer around every service: a server-side
 //! timeout and a cap on calls in flight that sheds the excess at once.
 //!
-//! Both answer with a proper gRPC status built from the crate's `Error` (not
+//! Both answer with a proper gRPC status built from a `Refusal` (not
 //! a transport error or an HTTP status), so clients see `DEADLINE_EXCEEDED`
 //! or `UNAVAILABLE` with an `ErrorInfo` reason. A timed-out call stops
 //! waiting, but the use case behind it runs on its own task (see `api`), so a
@@ -21,7 +21,7 @@ use tonic::{
 };
 use tower::{Layer, Service};
 
-use crate::error::Error;
+use crate::api::status::Refusal;
 
 /// Health checks are never shed: a probe must see the server's real state
 /// even while it is flooded.
@@ -53,8 +53,8 @@ pub struct CallLimits<S> {
     limits: CallLimitsLayer,
 }
 
-fn reject(error: Error) -> http::Response<Body> {
-    Status::from(error).into_http()
+fn reject(refusal: Refusal) -> http::Response<Body> {
+    Status::from(refusal).into_http()
 }
 
 impl<S> Service<http::Request<Body>> for CallLimits<S>
@@ -77,7 +77,7 @@ where
         } else {
             match self.limits.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
-                Err(_) => return Box::pin(std::future::ready(Ok(reject(Error::Overloaded)))),
+                Err(_) => return Box::pin(std::future::ready(Ok(reject(Refusal::Overloaded)))),
             }
         };
         // The clone that was not polled ready stays behind for the next call.
@@ -90,7 +90,7 @@ where
             // the whole call; a stream (health Watch) runs on once started.
             match tokio::time::timeout(timeout, inner.call(request)).await {
                 Ok(answer) => answer,
-                Err(_) => Ok(reject(Error::RequestTimeout(timeout))),
+                Err(_) => Ok(reject(Refusal::RequestTimeout(timeout))),
             }
         })
     }

@@ -24,13 +24,10 @@ use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, observe::ObserveLayer};
+pub use crate::auth::BearerTokens;
 use crate::{
-    api::DraftPublisherApi,
-    app::App,
-    auth::{Authenticator, BearerTokens},
-    health,
-    metrics::Metrics,
-    proto::v1 as pb,
+    api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
+    proto::v1 as pb, store::Store,
 };
 
 /// How the server treats connections and shutdown.
@@ -61,14 +58,14 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            shutdown_grace: Duration::from_secs(10),
-            max_message_size: 1024 * 1024,
-            health_probe_interval: Duration::from_millis(500),
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            max_message_size: defaults::MAX_MESSAGE_BYTES,
+            health_probe_interval: defaults::HEALTH_PROBE_INTERVAL,
             auth: None,
-            request_timeout: Duration::from_secs(15),
-            max_concurrent_calls: 256,
-            http2_keepalive_interval: Duration::from_secs(60),
-            http2_keepalive_timeout: Duration::from_secs(20),
+            request_timeout: defaults::REQUEST_TIMEOUT,
+            max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS as usize,
+            http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
+            http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
         }
     }
@@ -96,13 +93,15 @@ impl From<TcpListener> for Listeners {
     }
 }
 
-/// Serves until `shutdown` resolves. Health turns NOT_SERVING at once, new
-/// connections are refused, and calls in flight get `shutdown_grace` to
-/// finish; the function returns when they have (or when the grace period
-/// runs out, with a warning).
+/// Serves `app` until `shutdown` resolves. `store` is the app's database,
+/// which health probes and whose pool the metrics report. Health turns
+/// NOT_SERVING at once, new connections are refused, and calls in flight get
+/// `shutdown_grace` to finish; the function returns when they have (or when
+/// the grace period runs out, with a warning).
 pub async fn serve(
     listeners: impl Into<Listeners>,
     app: App,
+    store: Store,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -117,7 +116,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let probe = tokio::spawn(health::probe_database(
         reporter.clone(),
-        app.store().clone(),
+        store.clone(),
         settings.health_probe_interval,
         stop_rx,
     ));
@@ -127,7 +126,7 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), app.store().clone(), stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store, stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);

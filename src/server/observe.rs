@@ -12,9 +12,12 @@
 //! it started.
 
 use std::{
+    sync::LazyLock,
     task::{Context, Poll},
     time::Instant,
 };
+
+use prost::Message;
 
 use tonic::{
     Code, Status,
@@ -27,25 +30,34 @@ use tracing::{Instrument, field::Empty};
 use crate::{
     app::PublishOutcome,
     metrics::{Metrics, code_name},
+    proto::v1 as pb,
 };
 
-/// Every method the server serves; any other path is labelled `unknown`, so
-/// that callers cannot create metric series at will.
-const METHODS: [&str; 10] = [
-    "/draftpublisher.v1.DraftPublisher/CreateDraft",
-    "/draftpublisher.v1.DraftPublisher/GetDraft",
-    "/draftpublisher.v1.DraftPublisher/UpdateDraft",
-    "/draftpublisher.v1.DraftPublisher/ListDrafts",
-    "/draftpublisher.v1.DraftPublisher/PublishDraft",
-    "/draftpublisher.v1.DraftPublisher/GetEvent",
-    "/grpc.health.v1.Health/Check",
-    "/grpc.health.v1.Health/Watch",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-];
+/// Every method the server serves (`/package.Service/Method`), read from
+/// the descriptor sets its services were generated from, so that a new RPC
+/// needs no list updated. Any other path is labelled `unknown`, so that
+/// callers cannot create metric series at will.
+static METHODS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    [
+        pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .flat_map(|set| prost_types::FileDescriptorSet::decode(set).expect("generated descriptors decode").file)
+    .flat_map(|file| {
+        let package = file.package().to_owned();
+        file.service.into_iter().flat_map(move |service| {
+            let prefix = format!("/{package}.{}/", service.name());
+            service.method.into_iter().map(move |method| format!("{prefix}{}", method.name()))
+        })
+    })
+    .collect()
+});
 
 fn method_label(path: &str) -> &'static str {
-    METHODS.iter().find(|m| **m == path).copied().unwrap_or("unknown")
+    METHODS.iter().find(|m| *m == path).map_or("unknown", String::as_str)
 }
 
 #[derive(Clone)]
@@ -136,5 +148,26 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_every_served_method_and_nothing_else() {
+        for path in [
+            "/draftpublisher.v1.DraftPublisher/CreateDraft",
+            "/draftpublisher.v1.DraftPublisher/PublishDraft",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(method_label(path), path);
+        }
+        assert_eq!(method_label("/draftpublisher.v1.DraftPublisher/Nope"), "unknown");
+        assert_eq!(method_label("/grpc.health.v1.Health/"), "unknown");
     }
 }

@@ -2,11 +2,10 @@
 //! schema's constraints, which a migration gone wrong, manual SQL or a
 //! restored backup may have lost.
 
-use sqlx::{Row, postgres::PgRow};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{Store, error::classify};
-use crate::error::Error;
+use super::{Error, Store};
 
 /// The kinds of broken invariant the audit looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,37 +144,35 @@ const CHECKS: [(ViolationKind, &str); 6] = [
     ),
 ];
 
-fn violation(kind: ViolationKind, row: &PgRow) -> sqlx::Result<Violation> {
-    Ok(Violation {
-        kind,
-        draft_ids: row.try_get("draft_ids")?,
-        event_ids: row.try_get("event_ids")?,
-        detail: row.try_get("detail")?,
-    })
+/// What every check selects.
+#[derive(FromRow)]
+struct ViolationRow {
+    draft_ids: Vec<Uuid>,
+    event_ids: Vec<Uuid>,
+    detail: String,
 }
 
 impl Store {
     /// Runs every check in one read-only, repeatable-read transaction, so
     /// that the report describes one consistent snapshot of a live database.
     pub async fn audit(&self) -> Result<AuditReport, Error> {
-        let mut tx = self.pool().begin().await.map_err(classify)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let mut report = AuditReport::default();
         (report.drafts, report.events) =
             sqlx::query_as("SELECT (SELECT count(*) FROM drafts), (SELECT count(*) FROM events)")
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(classify)?;
+                .await?;
         for (kind, sql) in CHECKS {
-            let rows = sqlx::query(sql).fetch_all(&mut *tx).await.map_err(classify)?;
-            for row in &rows {
-                report.violations.push(violation(kind, row).map_err(classify)?);
-            }
+            let rows = sqlx::query_as::<_, ViolationRow>(sql).fetch_all(&mut *tx).await?;
+            report.violations.extend(rows.into_iter().map(|row| Violation {
+                kind,
+                draft_ids: row.draft_ids,
+                event_ids: row.event_ids,
+                detail: row.detail,
+            }));
         }
-        tx.rollback().await.map_err(classify)?;
+        tx.rollback().await?;
         report.violations.sort();
         Ok(report)
     }

@@ -1,16 +1,11 @@
 //! Creating, reading, changing and listing drafts.
 
-use super::{
-    Store,
-    error::classify,
-    rows::{self, draft_columns},
-};
-use crate::{
-    domain::{
-        Cursor, Draft, DraftContent, DraftId, DraftStatus, NewDraft, OrganizationId, PageSize, StatusFilter,
-        Timestamp,
-    },
-    error::Error,
+use sqlx::FromRow;
+
+use super::{Error, Store, rows::DraftRow};
+use crate::domain::{
+    Cursor, Draft, DraftContent, DraftId, DraftStatus, NewDraft, OrganizationId, PageSize, StatusFilter,
+    Timestamp,
 };
 
 /// What CreateDraft found or made.
@@ -19,6 +14,17 @@ pub enum CreatedDraft {
     Created(Draft),
     /// The organisation used the request_id before with the same content.
     Existing(Draft),
+    /// The organisation used the request_id before with other content.
+    RequestIdReused,
+}
+
+/// A draft found by its request_id, with the fingerprint of the request
+/// that created it.
+#[derive(FromRow)]
+struct RequestedDraftRow {
+    request_fingerprint: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    draft: DraftRow,
 }
 
 impl Store {
@@ -33,16 +39,16 @@ impl Store {
         let content = &new.content;
         let request_id = new.request_id.map(|r| r.as_uuid());
         let fingerprint = request_id.map(|_| content.fingerprint());
-        let inserted = sqlx::query(concat!(
+        let inserted = sqlx::query_as::<_, DraftRow>(
             r#"
             INSERT INTO drafts (id, organization_id, request_id, request_fingerprint,
                                 title, description, location, starts_at, ends_at,
                                 create_time, update_time)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
             ON CONFLICT ON CONSTRAINT drafts_organization_request_id_key DO NOTHING
-            RETURNING "#,
-            draft_columns!(),
-        ))
+            RETURNING *
+            "#,
+        )
         .bind(id.as_uuid())
         .bind(new.organization_id.as_uuid())
         .bind(request_id)
@@ -54,34 +60,28 @@ impl Store {
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
+        .await?;
         if let Some(row) = inserted {
-            return Ok(CreatedDraft::Created(rows::draft(&row).map_err(classify)?));
+            return Ok(CreatedDraft::Created(row.into()));
         }
 
-        let existing = sqlx::query(concat!(
+        let existing = sqlx::query_as::<_, RequestedDraftRow>(
             r#"
-            SELECT request_fingerprint, "#,
-            draft_columns!(),
-            r#"
+            SELECT *
             FROM drafts
             WHERE organization_id = $1 AND request_id = $2
             "#,
-        ))
+        )
         .bind(new.organization_id.as_uuid())
         .bind(request_id)
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?
+        .await?
         // Drafts are never deleted, so the conflicting row is there.
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("request_id conflict without a row")))?;
-        let stored: Option<Vec<u8>> =
-            sqlx::Row::try_get(&existing, "request_fingerprint").map_err(classify)?;
-        if stored != fingerprint {
-            return Err(Error::RequestIdReused);
+        if existing.request_fingerprint != fingerprint {
+            return Ok(CreatedDraft::RequestIdReused);
         }
-        Ok(CreatedDraft::Existing(rows::draft(&existing).map_err(classify)?))
+        Ok(CreatedDraft::Existing(existing.draft.into()))
     }
 
     pub async fn get_draft(
@@ -89,21 +89,18 @@ impl Store {
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<Draft>, Error> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as::<_, DraftRow>(
             r#"
-            SELECT "#,
-            draft_columns!(),
-            r#"
+            SELECT *
             FROM drafts
             WHERE id = $1 AND organization_id = $2
             "#,
-        ))
+        )
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(rows::draft).transpose().map_err(classify)
+        .await?;
+        Ok(row.map(Draft::from))
     }
 
     /// Replaces the content of an unpublished draft, if it is still at
@@ -115,15 +112,15 @@ impl Store {
         content: &DraftContent,
         now: Timestamp,
     ) -> Result<Draft, Error> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as::<_, DraftRow>(
             r#"
             UPDATE drafts
             SET title = $4, description = $5, location = $6, starts_at = $7, ends_at = $8,
                 version = version + 1, update_time = $9
             WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
-            RETURNING "#,
-            draft_columns!(),
-        ))
+            RETURNING *
+            "#,
+        )
         .bind(draft.id.as_uuid())
         .bind(draft.organization_id.as_uuid())
         .bind(draft.version)
@@ -134,9 +131,8 @@ impl Store {
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
-        rows::draft(&row.ok_or(Error::DraftChanged)?).map_err(classify)
+        .await?;
+        row.map(Draft::from).ok_or(Error::DraftChanged)
     }
 
     /// One page of an organisation's drafts after `after`, oldest first.
@@ -161,11 +157,9 @@ impl Store {
             Some(cursor) => (cursor.create_time.as_datetime(), cursor.draft_id.as_uuid()),
             None => (time::macros::datetime!(0001-01-01 0:00 UTC), uuid::Uuid::nil()),
         };
-        let found = sqlx::query(concat!(
+        let found = sqlx::query_as::<_, DraftRow>(
             r#"
-            SELECT "#,
-            draft_columns!(),
-            r#"
+            SELECT *
             FROM drafts
             WHERE organization_id = $1
               AND (create_time, id) > ($2, $3)
@@ -178,7 +172,7 @@ impl Store {
             ORDER BY create_time, id
             LIMIT $6
             "#,
-        ))
+        )
         .bind(organization_id.as_uuid())
         .bind(after_time)
         .bind(after_id)
@@ -186,8 +180,7 @@ impl Store {
         .bind(now.as_datetime())
         .bind(i64::from(page_size.get()) + 1)
         .fetch_all(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
-        found.iter().map(rows::draft).collect::<Result<_, _>>().map_err(classify)
+        .await?;
+        Ok(found.into_iter().map(Draft::from).collect())
     }
 }

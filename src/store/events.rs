@@ -1,14 +1,10 @@
 //! Publication: linking a draft to its one event, and reading events.
 
 use super::{
-    Store,
-    error::classify,
-    rows::{self, draft_columns, event_columns},
+    Error, Store,
+    rows::{DraftEventRow, DraftMaybeEventRow, EventRow},
 };
-use crate::{
-    domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp},
-    error::Error,
-};
+use crate::domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp};
 
 impl Store {
     /// A draft and, when published, its event: the publish fast path in one
@@ -18,23 +14,23 @@ impl Store {
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<(Draft, Option<Event>)>, Error> {
-        let row = sqlx::query(concat!(
-            "SELECT d.*, e.* FROM (SELECT ",
-            draft_columns!(),
-            " FROM drafts WHERE id = $1 AND organization_id = $2) d
-            LEFT JOIN (SELECT ",
-            event_columns!(),
-            " FROM events) e ON e.ev_id = d.event_id",
-        ))
+        let row = sqlx::query_as::<_, DraftMaybeEventRow>(
+            r#"
+            SELECT d.*,
+                   e.id AS ev_id, e.organization_id AS ev_organization_id, e.draft_id AS ev_draft_id,
+                   e.title AS ev_title, e.description AS ev_description, e.location AS ev_location,
+                   e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
+                   e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
+            FROM drafts d
+            LEFT JOIN events e ON e.id = d.event_id
+            WHERE d.id = $1 AND d.organization_id = $2
+            "#,
+        )
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
-        let Some(row) = row else { return Ok(None) };
-        let draft = rows::draft(&row).map_err(classify)?;
-        let event = rows::event(&row).map_err(classify)?;
-        Ok(Some((draft, event)))
+        .await?;
+        Ok(row.map(|row| (row.draft.into(), row.event.0.map(Event::from))))
     }
 
     /// Creates the draft's event from its content at `draft.version` and
@@ -56,7 +52,7 @@ impl Store {
         publish_time: Timestamp,
         now: Timestamp,
     ) -> Result<(Draft, Event), Error> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as::<_, DraftEventRow>(
             r#"
             WITH draft AS (
                 SELECT id, organization_id, title, description, location, starts_at, ends_at
@@ -68,21 +64,21 @@ impl Store {
                 SELECT $4, organization_id, id, title, description, location,
                        starts_at, ends_at, $5, $6
                 FROM draft
-                RETURNING *
+                RETURNING id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
+                          title AS ev_title, description AS ev_description, location AS ev_location,
+                          starts_at AS ev_starts_at, ends_at AS ev_ends_at,
+                          publish_time AS ev_publish_time, create_time AS ev_create_time
             ), linked AS (
                 UPDATE drafts
-                SET status = 'published', event_id = event.id, publish_time = event.publish_time,
+                SET status = 'published', event_id = event.ev_id, publish_time = event.ev_publish_time,
                     version = drafts.version + 1, update_time = $6
                 FROM event
-                WHERE drafts.id = event.draft_id AND drafts.version = $3
+                WHERE drafts.id = event.ev_draft_id AND drafts.version = $3
                 RETURNING drafts.*
             )
-            SELECT d.*, e.* FROM (SELECT "#,
-            draft_columns!(),
-            " FROM linked) d JOIN (SELECT ",
-            event_columns!(),
-            " FROM event) e ON e.ev_id = d.event_id",
-        ))
+            SELECT linked.*, event.* FROM linked JOIN event ON event.ev_id = linked.event_id
+            "#,
+        )
         .bind(draft.id.as_uuid())
         .bind(draft.organization_id.as_uuid())
         .bind(draft.version)
@@ -90,14 +86,9 @@ impl Store {
         .bind(publish_time.as_datetime())
         .bind(now.as_datetime())
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
+        .await?;
         let row = row.ok_or(Error::DraftChanged)?;
-        let draft = rows::draft(&row).map_err(classify)?;
-        let event = rows::event(&row)
-            .map_err(classify)?
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("publish returned no event")))?;
-        Ok((draft, event))
+        Ok((row.draft.into(), row.event.into()))
     }
 
     pub async fn get_event(
@@ -105,16 +96,20 @@ impl Store {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Option<Event>, Error> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE id = $1 AND organization_id = $2",
-        ))
+        let row = sqlx::query_as::<_, EventRow>(
+            r#"
+            SELECT id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
+                   title AS ev_title, description AS ev_description, location AS ev_location,
+                   starts_at AS ev_starts_at, ends_at AS ev_ends_at,
+                   publish_time AS ev_publish_time, create_time AS ev_create_time
+            FROM events
+            WHERE id = $1 AND organization_id = $2
+            "#,
+        )
         .bind(event_id.as_uuid())
         .bind(organization_id.as_uuid())
         .fetch_optional(&mut *self.connection().await?)
-        .await
-        .map_err(classify)?;
-        Ok(row.as_ref().map(rows::event).transpose().map_err(classify)?.flatten())
+        .await?;
+        Ok(row.map(Event::from))
     }
 }

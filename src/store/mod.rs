@@ -1,6 +1,6 @@
 //! All SQL lives here. Every statement is a plain string, exercised by the
 //! integration tests against a real PostgreSQL; callers get domain values and
-//! the crate's `Error`, never rows or `sqlx` errors.
+//! the store's own [`Error`], never rows or `sqlx` errors.
 
 mod audit;
 mod drafts;
@@ -25,10 +25,11 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::error::Error;
+use crate::defaults;
 
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
+pub use error::Error;
 
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
@@ -50,11 +51,24 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(3),
-            statement_timeout: Duration::from_secs(5),
+            max_connections: defaults::DB_MAX_CONNECTIONS,
+            acquire_timeout: defaults::DB_ACQUIRE_TIMEOUT,
+            statement_timeout: defaults::DB_STATEMENT_TIMEOUT,
         }
     }
+}
+
+/// The connection pool's gauges at one instant, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now, idle or in use.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// The configured size limit.
+    pub max: u32,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
 }
 
 /// The service's handle on PostgreSQL.
@@ -133,19 +147,20 @@ impl Store {
         Ok(Self { pool, probe, waiting: Arc::default() })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// How many calls are waiting for a database connection now.
-    pub fn waiting_for_connection(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+    /// The pool's gauges now.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
     }
 
     /// A connection of the pool for one statement, counted while awaited.
     async fn connection(&self) -> Result<PoolConnection<Postgres>, Error> {
         let _waiting = Waiting::begin(&self.waiting);
-        self.pool.acquire().await.map_err(error::classify)
+        Ok(self.pool.acquire().await?)
     }
 
     /// Applies pending migrations; safe to run from several replicas at once.

@@ -1,8 +1,9 @@
-//! Rows to domain values, and the column lists that produce those rows, kept
-//! side by side. Draft columns keep their names; event columns are selected
-//! with an `ev_` prefix so both fit in one joined row.
+//! Result rows as typed structs, read by `sqlx::FromRow`, and turned into
+//! domain values. A draft's columns keep their names; an event's are selected
+//! with an `ev_` prefix (`e.title AS ev_title`), because a joined row holds a
+//! draft and its event and the two tables name their columns alike.
 
-use sqlx::{Row, postgres::PgRow};
+use sqlx::{FromRow, Row, postgres::PgRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -10,68 +11,114 @@ use crate::domain::{
     Description, Draft, DraftContent, DraftId, Event, EventId, Location, OrganizationId, Timestamp, Title,
 };
 
-/// The columns of `drafts` that [`draft`] reads, for `concat!` into SQL.
-macro_rules! draft_columns {
-    () => {
-        "id, organization_id, title, description, location, starts_at, ends_at, \
-         event_id, version, create_time, update_time, publish_time"
-    };
+/// A row of `drafts` (`SELECT *` or `RETURNING *`; other columns are ignored).
+#[derive(Debug, FromRow)]
+pub(super) struct DraftRow {
+    id: Uuid,
+    organization_id: Uuid,
+    title: String,
+    description: String,
+    location: String,
+    starts_at: Option<OffsetDateTime>,
+    ends_at: Option<OffsetDateTime>,
+    event_id: Option<Uuid>,
+    version: i64,
+    create_time: OffsetDateTime,
+    update_time: OffsetDateTime,
+    publish_time: Option<OffsetDateTime>,
 }
 
-/// The columns of `events` that [`event`] reads, `ev_`-prefixed.
-macro_rules! event_columns {
-    () => {
-        "id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id, \
-         title AS ev_title, description AS ev_description, location AS ev_location, \
-         starts_at AS ev_starts_at, ends_at AS ev_ends_at, \
-         publish_time AS ev_publish_time, create_time AS ev_create_time"
-    };
+impl From<DraftRow> for Draft {
+    fn from(row: DraftRow) -> Self {
+        Draft {
+            id: DraftId::from_uuid(row.id),
+            organization_id: OrganizationId::from_uuid(row.organization_id),
+            content: DraftContent {
+                title: Title::from_stored(row.title),
+                description: Description::from_stored(row.description),
+                location: Location::from_stored(row.location),
+                starts_at: row.starts_at.map(Timestamp::from_datetime),
+                ends_at: row.ends_at.map(Timestamp::from_datetime),
+            },
+            event_id: row.event_id.map(EventId::from_uuid),
+            version: row.version,
+            create_time: Timestamp::from_datetime(row.create_time),
+            update_time: Timestamp::from_datetime(row.update_time),
+            publish_time: row.publish_time.map(Timestamp::from_datetime),
+        }
+    }
 }
 
-pub(super) use {draft_columns, event_columns};
-
-fn instant(row: &PgRow, column: &str) -> sqlx::Result<Timestamp> {
-    row.try_get::<OffsetDateTime, _>(column).map(Timestamp::from_datetime)
+/// The columns of `events`, each selected as `ev_<column>`.
+#[derive(Debug, FromRow)]
+pub(super) struct EventRow {
+    #[sqlx(rename = "ev_id")]
+    id: Uuid,
+    #[sqlx(rename = "ev_organization_id")]
+    organization_id: Uuid,
+    #[sqlx(rename = "ev_draft_id")]
+    draft_id: Uuid,
+    #[sqlx(rename = "ev_title")]
+    title: String,
+    #[sqlx(rename = "ev_description")]
+    description: String,
+    #[sqlx(rename = "ev_location")]
+    location: String,
+    #[sqlx(rename = "ev_starts_at")]
+    starts_at: OffsetDateTime,
+    #[sqlx(rename = "ev_ends_at")]
+    ends_at: OffsetDateTime,
+    #[sqlx(rename = "ev_publish_time")]
+    publish_time: OffsetDateTime,
+    #[sqlx(rename = "ev_create_time")]
+    create_time: OffsetDateTime,
 }
 
-fn optional_instant(row: &PgRow, column: &str) -> sqlx::Result<Option<Timestamp>> {
-    Ok(row.try_get::<Option<OffsetDateTime>, _>(column)?.map(Timestamp::from_datetime))
+impl From<EventRow> for Event {
+    fn from(row: EventRow) -> Self {
+        Event {
+            id: EventId::from_uuid(row.id),
+            organization_id: OrganizationId::from_uuid(row.organization_id),
+            draft_id: DraftId::from_uuid(row.draft_id),
+            title: row.title,
+            description: row.description,
+            location: row.location,
+            starts_at: Timestamp::from_datetime(row.starts_at),
+            ends_at: Timestamp::from_datetime(row.ends_at),
+            publish_time: Timestamp::from_datetime(row.publish_time),
+            create_time: Timestamp::from_datetime(row.create_time),
+        }
+    }
 }
 
-pub(super) fn draft(row: &PgRow) -> sqlx::Result<Draft> {
-    Ok(Draft {
-        id: DraftId::from_uuid(row.try_get("id")?),
-        organization_id: OrganizationId::from_uuid(row.try_get("organization_id")?),
-        content: DraftContent {
-            title: Title::from_stored(row.try_get("title")?),
-            description: Description::from_stored(row.try_get("description")?),
-            location: Location::from_stored(row.try_get("location")?),
-            starts_at: optional_instant(row, "starts_at")?,
-            ends_at: optional_instant(row, "ends_at")?,
-        },
-        event_id: row.try_get::<Option<Uuid>, _>("event_id")?.map(EventId::from_uuid),
-        version: row.try_get("version")?,
-        create_time: instant(row, "create_time")?,
-        update_time: instant(row, "update_time")?,
-        publish_time: optional_instant(row, "publish_time")?,
-    })
+/// A draft and its event in one row (`SELECT d.*, e.id AS ev_id, ...`).
+#[derive(Debug, FromRow)]
+pub(super) struct DraftEventRow {
+    #[sqlx(flatten)]
+    pub draft: DraftRow,
+    #[sqlx(flatten)]
+    pub event: EventRow,
 }
 
-/// The `ev_`-prefixed event of a row, if the row has one (outer joins).
-pub(super) fn event(row: &PgRow) -> sqlx::Result<Option<Event>> {
-    let Some(id) = row.try_get::<Option<Uuid>, _>("ev_id")? else {
-        return Ok(None);
-    };
-    Ok(Some(Event {
-        id: EventId::from_uuid(id),
-        organization_id: OrganizationId::from_uuid(row.try_get("ev_organization_id")?),
-        draft_id: DraftId::from_uuid(row.try_get("ev_draft_id")?),
-        title: row.try_get("ev_title")?,
-        description: row.try_get("ev_description")?,
-        location: row.try_get("ev_location")?,
-        starts_at: instant(row, "ev_starts_at")?,
-        ends_at: instant(row, "ev_ends_at")?,
-        publish_time: instant(row, "ev_publish_time")?,
-        create_time: instant(row, "ev_create_time")?,
-    }))
+/// A draft and, when it has one, its event: a row of drafts LEFT JOIN events.
+#[derive(Debug, FromRow)]
+pub(super) struct DraftMaybeEventRow {
+    #[sqlx(flatten)]
+    pub draft: DraftRow,
+    #[sqlx(flatten)]
+    pub event: JoinedEvent,
+}
+
+/// The event columns of an outer join: all NULL when the draft has none.
+#[derive(Debug)]
+pub(super) struct JoinedEvent(pub Option<EventRow>);
+
+impl<'r> FromRow<'r, PgRow> for JoinedEvent {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        // `ev_id` is the event's primary key: NULL only when no event joined.
+        if row.try_get::<Option<Uuid>, _>("ev_id")?.is_none() {
+            return Ok(Self(None));
+        }
+        EventRow::from_row(row).map(|event| Self(Some(event)))
+    }
 }

@@ -4,8 +4,8 @@
 //! there to catch — then seeds the state with raw SQL.
 
 use draft_publisher::{
-    audit,
-    store::{PoolSettings, Store, ViolationKind},
+    PoolSettings, Store,
+    audit::{self, ViolationKind},
 };
 use sqlx::PgPool;
 use uuid::Uuid;

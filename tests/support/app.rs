@@ -15,12 +15,8 @@ use std::{
 };
 
 use draft_publisher::{
-    app::App,
-    auth::BearerTokens,
-    domain::{Clock, SystemClock, Timestamp},
-    prepare_database,
-    server::{ServerSettings, TlsSettings},
-    store::{PoolSettings, Store},
+    Clock, PoolSettings, Store, SystemClock, Timestamp, prepare_database,
+    server::{BearerTokens, ServerSettings, TlsSettings},
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tonic::transport::Channel;
@@ -160,7 +156,7 @@ impl TestAppBuilder {
         };
         let clock = Arc::new(TestClock::default());
         let tls = self.settings.tls.is_some();
-        let server = TestServer::spawn(App::new(store, clock.clone()), self.settings).await;
+        let server = TestServer::spawn(store, clock.clone(), self.settings).await;
         let channel = if tls { net::lazy_channel(server.addr) } else { net::channel(server.addr).await };
         // Lazy, so that tests of an unreachable database can still build it.
         let db = PgPoolOptions::new().connect_lazy(&url).expect("a valid URL");
@@ -241,7 +237,7 @@ impl TestApp {
     /// replica of the service.
     pub async fn spawn_replica(&self) -> TestServer {
         let store = Store::connect_lazy(&self.database_url, &PoolSettings::default()).expect("a valid URL");
-        TestServer::spawn(App::new(store, Arc::new(SystemClock)), ServerSettings::default()).await
+        TestServer::spawn(store, Arc::new(SystemClock), ServerSettings::default()).await
     }
 
     /// Begins a graceful shutdown, as SIGTERM does.

@@ -1,7 +1,7 @@
 //! Assertions on the contract's errors: the status code, and the
 //! `google.rpc` details every error of the service carries.
 
-use draft_publisher::error::ERROR_DOMAIN;
+use draft_publisher::ERROR_DOMAIN;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 

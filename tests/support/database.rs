@@ -2,7 +2,7 @@
 //! run in parallel without seeing each other's rows; dropped when the test
 //! ends, pass or fail.
 
-use draft_publisher::{prepare_database, store::PoolSettings, store::Store};
+use draft_publisher::{PoolSettings, Store, prepare_database};
 use sqlx::Connection;
 
 /// The server the tests use when `DATABASE_URL` is not set.

@@ -1,10 +1,10 @@
 //! The real server, in the test's process, on free ports of 127.0.0.1: gRPC
 //! and the `/metrics` listener. Dropping it stops it.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use draft_publisher::{
-    app::App,
+    App, Clock, Store,
     server::{self, Listeners, ServerSettings},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -22,14 +22,16 @@ async fn bind() -> TcpListener {
 }
 
 impl TestServer {
-    /// Starts serving `app`; calls are accepted once this returns.
-    pub async fn spawn(app: App, settings: ServerSettings) -> Self {
+    /// Starts serving from `store`, with time from `clock`; calls are
+    /// accepted once this returns.
+    pub async fn spawn(store: Store, clock: Arc<dyn Clock>, settings: ServerSettings) -> Self {
         let (grpc, metrics) = (bind().await, bind().await);
         let addr = grpc.local_addr().unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
         let (shutdown, signal) = oneshot::channel::<()>();
         let listeners = Listeners { grpc, metrics: Some(metrics) };
-        let task = tokio::spawn(server::serve(listeners, app, settings, async {
+        let app = App::new(store.clone(), clock);
+        let task = tokio::spawn(server::serve(listeners, app, store, settings, async {
             let _ = signal.await;
         }));
         Self { addr, metrics_addr, shutdown: Some(shutdown), task: Some(task) }

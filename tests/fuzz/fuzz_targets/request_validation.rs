@@ -3,7 +3,7 @@
 //! refusal must be the contract's INVALID_ARGUMENT naming a request field.
 #![no_main]
 
-use draft_publisher::{api::decode, domain::PageToken, error::Error, proto::v1 as pb};
+use draft_publisher::{Error, PageToken, decode, proto::v1 as pb};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
