@@ -41,14 +41,17 @@ pub async fn probe_database(
         }
         let status =
             if store.ping(interval).await { ServingStatus::Serving } else { ServingStatus::NotServing };
-        if last != Some(status) {
-            tracing::info!(?status, "database health changed");
-            last = Some(status);
-        }
         if *stop.borrow() {
             break;
         }
-        report(&reporter, status).await;
+        // Only a change is reported: tonic-health sends every report to the
+        // Watch streams, and a repeated NOT_SERVING queued during an outage
+        // would reach a watcher after the database is back.
+        if last != Some(status) {
+            tracing::info!(?status, "database health changed");
+            report(&reporter, status).await;
+            last = Some(status);
+        }
     }
     report(&reporter, ServingStatus::NotServing).await;
     // Watchers have seen NOT_SERVING. Clearing a status drops its sender,
