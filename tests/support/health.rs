@@ -43,9 +43,9 @@ pub async fn until_health(addr: SocketAddr, wanted: ServingStatus, within: Durat
     .await;
 }
 
-/// An open Watch stream. The server streams its status after every probe,
-/// changed or not, so a test waits for the status it wants rather than
-/// taking the next one.
+/// An open Watch stream. Tests wait for the status they want rather than
+/// take the next one: on a loaded machine a probe slower than its interval
+/// reads as a short outage, and a watcher sees both changes.
 pub struct HealthWatch {
     stream: Streaming<HealthCheckResponse>,
 }
