@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # grpcurl against a real server, with no proto files (server reflection):
 # `list`, `describe` of the service and of every message and enum, and one
-# JSON call of every RPC, PublishDraft twice. Each command is the one
-# README.md shows, character for character (the suite checks that), run with
-# SERVER set to the test server instead of localhost:50051.
+# JSON call of every RPC, PublishDraft twice. The commands are README.md's:
+# each fenced block marked ```sh title="grpcurl: NAME"``` is read from it and
+# run with SERVER set to the test server instead of localhost:50051, so the
+# prose around the blocks can change without breaking this suite.
 #
 #   bash scripts/tests.d/grpcurl.sh
 #
@@ -22,7 +23,6 @@ PATH="$venv/bin:$PATH"
 start_test_server
 echo "$(grpcurl -version 2>&1) against $TEST_SERVER_ADDR"
 
-readme="$(cat README.md)"
 proto=proto/draftpublisher/v1/draft_publisher.proto
 passed=0
 # Read by the commands below, through eval.
@@ -40,22 +40,32 @@ fail() {
     exit 1
 }
 
-# example NAME EXPECTED_EXIT_STATUS, the command on stdin: checks README.md
-# shows the command verbatim, runs it and leaves its output in $out.
+# The names of README.md's marked blocks, and the body of one of them.
+marked_blocks() {
+    sed -n 's/^```sh title="grpcurl: \([a-z-]*\)"$/\1/p' README.md
+}
+block() {
+    awk -v open="\`\`\`sh title=\"grpcurl: $1\"" '
+        $0 == open { inside = 1; next }
+        inside && $0 == "```" { exit }
+        inside { print }' README.md
+}
+checked=" "
+
+# example NAME EXPECTED_EXIT_STATUS: runs README.md's block NAME, checks its
+# exit status and leaves its output in $out.
 example() {
     local name="$1" expected="$2" command status
-    command="$(cat)"
-    if [[ "$readme" != *"$command"* ]]; then
-        fail "$name: README.md does not show this command verbatim:
-$command"
-    fi
     out=""
+    command="$(block "$name")"
+    [ -n "$command" ] || fail "README.md has no block marked grpcurl: $name"
     status=0
     out="$(eval "$command" 2>&1)" || status=$?
     if [ "$status" -ne "$expected" ]; then
         fail "$name: exit status $status, expected $expected"
     fi
     current="$name"
+    checked+="$name "
 }
 
 # expect TEXT...: every TEXT occurs in the last example's output.
@@ -75,28 +85,17 @@ json() {
     printf '%s' "$out" | "$venv/bin/python" -c "import json, sys; print(json.load(sys.stdin)$1)"
 }
 
-example list 0 <<'CMD'
-grpcurl -plaintext $SERVER list
-CMD
+example list 0
 expect $'draftpublisher.v1.DraftPublisher\n' $'grpc.health.v1.Health\n'
 
-example "describe the service" 0 <<'CMD'
-grpcurl -plaintext $SERVER describe draftpublisher.v1.DraftPublisher
-CMD
+example describe 0
 rpcs=()
 for rpc in CreateDraft GetDraft UpdateDraft ListDrafts PublishDraft GetEvent; do
     rpcs+=("rpc $rpc ( .draftpublisher.v1.${rpc}Request ) returns ( .draftpublisher.v1.${rpc}Response );")
 done
 expect "service DraftPublisher {" "${rpcs[@]}" "// Exactly once:"
 
-example "describe every message and enum" 0 <<'CMD'
-for type in Draft Event DraftStatus EventStatus \
-    CreateDraftRequest CreateDraftResponse GetDraftRequest GetDraftResponse \
-    UpdateDraftRequest UpdateDraftResponse ListDraftsRequest ListDraftsResponse \
-    PublishDraftRequest PublishDraftResponse GetEventRequest GetEventResponse; do
-  grpcurl -plaintext $SERVER describe draftpublisher.v1.$type
-done
-CMD
+example describe-types 0
 declared=()
 while read -r kind name _; do
     declared+=("draftpublisher.v1.$name is a$([ "$kind" = enum ] && echo 'n enum' || echo ' message'):")
@@ -112,77 +111,45 @@ uncommented="$(printf '%s\n' "$out" | awk '
 [ -z "$uncommented" ] || fail "fields or enum values shown without a comment: $uncommented"
 expect "${declared[@]}" "  // When non-zero, the update applies only if the draft's version is still"
 
-example CreateDraft 0 <<'CMD'
-grpcurl -plaintext -d @ $SERVER draftpublisher.v1.DraftPublisher/CreateDraft <<EOF
-{"organization_id": "$ORG", "request_id": "0191d3e4-0000-7000-8000-000000000001",
- "title": "Rust meetup", "location": "Berlin",
- "starts_at": "2030-05-01T18:00:00Z", "ends_at": "2030-05-01T21:00:00Z"}
-EOF
-CMD
+example create-draft 0
 expect '"title": "Rust meetup"' '"startsAt": "2030-05-01T18:00:00Z"' '"status": "DRAFT_STATUS_DRAFT"' \
     '"version": "1"'
 DRAFT="$(json '["draft"]["id"]')"
 
-example GetDraft 0 <<'CMD'
-grpcurl -plaintext -d @ $SERVER draftpublisher.v1.DraftPublisher/GetDraft <<EOF
-{"organization_id": "$ORG", "draft_id": "$DRAFT"}
-EOF
-CMD
+example get-draft 0
 expect "\"id\": \"$DRAFT\"" '"location": "Berlin"'
 
-example UpdateDraft 0 <<'CMD'
-grpcurl -plaintext -d @ $SERVER draftpublisher.v1.DraftPublisher/UpdateDraft <<EOF
-{"organization_id": "$ORG", "draft_id": "$DRAFT", "description": "Talks and pizza",
- "update_mask": {"paths": ["description"]}, "expected_version": 1}
-EOF
-CMD
+example update-draft 0
 expect '"description": "Talks and pizza"' '"title": "Rust meetup"' '"version": "2"'
 
-example ListDrafts 0 <<'CMD'
-grpcurl -plaintext -d @ $SERVER draftpublisher.v1.DraftPublisher/ListDrafts <<EOF
-{"organization_id": "$ORG", "page_size": 10}
-EOF
-CMD
+example list-drafts 0
 [ "$(json '["drafts"].__len__()')" = 1 ] || fail "ListDrafts: expected exactly one draft"
 expect "\"id\": \"$DRAFT\""
 
-example "PublishDraft, first call" 0 <<'CMD'
-grpcurl -plaintext -emit-defaults -d @ $SERVER draftpublisher.v1.DraftPublisher/PublishDraft <<EOF
-{"organization_id": "$ORG", "draft_id": "$DRAFT"}
-EOF
-CMD
+example publish-draft 0
 expect '"alreadyPublished": false' '"status": "EVENT_STATUS_PUBLISHED"' '"status": "DRAFT_STATUS_PUBLISHED"'
 EVENT="$(json '["eventId"]')"
 [ -n "$EVENT" ] || fail "PublishDraft returned no eventId"
 
 # The same command again: the same event, already published.
-example "PublishDraft, second call" 0 <<'CMD'
-grpcurl -plaintext -emit-defaults -d @ $SERVER draftpublisher.v1.DraftPublisher/PublishDraft <<EOF
-{"organization_id": "$ORG", "draft_id": "$DRAFT"}
-EOF
-CMD
+example publish-draft 0
 expect '"alreadyPublished": true' "\"eventId\": \"$EVENT\""
 
-example GetEvent 0 <<'CMD'
-grpcurl -plaintext -d @ $SERVER draftpublisher.v1.DraftPublisher/GetEvent <<EOF
-{"organization_id": "$ORG", "event_id": "$EVENT"}
-EOF
-CMD
+example get-event 0
 expect "\"id\": \"$EVENT\"" "\"draftId\": \"$DRAFT\"" '"description": "Talks and pizza"'
 
 # grpcurl exits 64 + the status code: 67 for INVALID_ARGUMENT.
-example "an invalid call and its error details" 67 <<'CMD'
-grpcurl -plaintext -d @ $SERVER draftpublisher.v1.DraftPublisher/GetDraft <<EOF
-{"organization_id": "$ORG", "draft_id": "not-a-uuid"}
-EOF
-CMD
+example invalid-call 67
 expect 'Code: InvalidArgument' \
     '{"@type":"type.googleapis.com/google.rpc.ErrorInfo","domain":"draftpublisher.v1","reason":"INVALID_REQUEST"}' \
     '{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"draft_id",'
 
-example "health" 0 <<'CMD'
-grpcurl -plaintext -d '{"service": "draftpublisher.v1.DraftPublisher"}' $SERVER grpc.health.v1.Health/Check
-CMD
+example health 0
 expect '"status": "SERVING"'
+
+# Every marked block was run: none shows a command this suite leaves unchecked.
+for name in $(marked_blocks); do
+    [[ "$checked" == *" $name "* ]] || fail "README.md's block grpcurl: $name is not checked by this suite"
+done
 
 echo "grpcurl: $passed passed, 0 failed"
