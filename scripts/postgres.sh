@@ -11,9 +11,8 @@
 #   c. a Debian cluster (pg_lsclusters) is installed but stopped and we are
 #      root -> it is started with pg_ctlcluster and used as in b.
 #   d. otherwise a private cluster in <repo>/.pg/ is created (initdb, trust
-#      auth) and started on 127.0.0.1:55432 (or $PRIVATE_PG_PORT). If no
-#      PostgreSQL binaries are installed and we are root, the Debian package
-#      `postgresql` is installed first.
+#      auth) and started on 127.0.0.1:55432 (or $PRIVATE_PG_PORT), from the
+#      system's PostgreSQL binaries (scripts/provision.sh installs them).
 #
 # Knobs:
 #   DATABASE_URL                  use this server, skip everything else
@@ -187,34 +186,17 @@ _pg_private_cluster() {
     local bindir sockdir
 
     if ! bindir="$(_pg_find_bindir)"; then
-        if _pg_is_root && command -v apt-get >/dev/null 2>&1; then
-            _pg_log "no PostgreSQL server binaries found; installing the Debian package 'postgresql'"
-            if ! { DEBIAN_FRONTEND=noninteractive apt-get update </dev/null >&2 &&
-                DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql </dev/null >&2; }; then
-                _pg_log "apt-get install postgresql failed"
-                return 1
-            fi
-            if ! bindir="$(_pg_find_bindir)"; then
-                _pg_log "postgresql was installed but initdb/pg_ctl are still not found"
-                return 1
-            fi
-        else
-            _pg_log "no PostgreSQL server found and none can be started."
-            _pg_log "Either install PostgreSQL (Debian/Ubuntu: 'sudo apt-get install postgresql';"
-            _pg_log "macOS: 'brew install postgresql') so a private cluster can be created in .pg/,"
-            _pg_log "or point DATABASE_URL at a server, e.g."
-            _pg_log "  export DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/${DRAFT_PUBLISHER_DB_NAME}"
-            return 1
-        fi
+        _pg_log "no PostgreSQL server found and none can be started."
+        _pg_log "Either install PostgreSQL (Debian: run scripts/provision.sh as root;"
+        _pg_log "macOS: 'brew install postgresql') so a private cluster can be created in .pg/,"
+        _pg_log "or point DATABASE_URL at a server, e.g."
+        _pg_log "  export DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/${DRAFT_PUBLISHER_DB_NAME}"
+        return 1
     fi
 
     if _pg_is_root && ! id -u postgres >/dev/null 2>&1; then
-        _pg_log "creating system user 'postgres' to own the private cluster"
-        if ! useradd --system --user-group --no-create-home --home-dir /nonexistent \
-            --shell /usr/sbin/nologin postgres >&2; then
-            _pg_log "could not create user 'postgres'"
-            return 1
-        fi
+        _pg_log "the private cluster runs as user postgres, which does not exist: run scripts/provision.sh"
+        return 1
     fi
 
     if ! mkdir -p "$pgdir"; then

@@ -12,6 +12,7 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/cargo.sh
 . scripts/cargo.sh
 
+bash scripts/provision.sh run
 ensure_postgres
 ensure_cargo
 

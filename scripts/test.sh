@@ -18,6 +18,7 @@ export REPO_ROOT
 # shellcheck source=scripts/cargo.sh
 . scripts/cargo.sh
 
+bash scripts/provision.sh test
 ensure_postgres
 ensure_cargo
 

@@ -25,8 +25,8 @@
 # DATABASE_URL defaults to what scripts/postgres.sh finds (as scripts/test.sh
 # does), so a suite that sources this file can also be run on its own.
 # TEST_SERVER_START_TIMEOUT (seconds, default 60) bounds the wait for SERVING.
-# Needs cargo, psql and curl with HTTP/2 (for the health check; installed
-# with apt-get when missing and running as root).
+# Needs cargo, psql and curl with HTTP/2 (for the health check);
+# scripts/provision.sh installs them.
 
 TEST_SERVER_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)"
 TEST_SERVER_PID=""
@@ -93,15 +93,8 @@ start_test_server() {
     # shellcheck source=scripts/cargo.sh
     . "$TEST_SERVER_ROOT/scripts/cargo.sh"
     ensure_cargo || return 1
-    if ! command -v curl >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        _test_server_log "installing curl (Debian package) for the health check"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl </dev/null >&2 ||
-            { apt-get update </dev/null >&2 &&
-                DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl </dev/null >&2; } ||
-            true
-    fi
     command -v curl >/dev/null 2>&1 || {
-        _test_server_log "curl (with HTTP/2) is needed for the health check"
+        _test_server_log "curl (with HTTP/2) is needed for the health check; scripts/provision.sh installs it"
         return 1
     }
     command -v psql >/dev/null 2>&1 || {

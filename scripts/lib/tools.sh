@@ -13,22 +13,10 @@ _tools_log() {
     printf 'tools: %s\n' "$*" >&2
 }
 
-# _tools_apt PACKAGE...: installs Debian packages when running as root with
-# apt-get (a fresh machine); fails otherwise.
-_tools_apt() {
-    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
-    _tools_log "installing $* with apt-get"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >&2
-}
-
-# _tools_need COMMAND HINT PACKAGE...: installs PACKAGEs when COMMAND is
-# missing (as root), else fails with HINT.
+# _tools_need COMMAND HINT: fails with HINT when COMMAND is missing.
 _tools_need() {
-    local command="$1" hint="$2"
-    shift 2
-    command -v "$command" >/dev/null 2>&1 && return 0
-    _tools_apt "$@" && command -v "$command" >/dev/null 2>&1 && return 0
-    _tools_log "$command is needed ($hint)"
+    command -v "$1" >/dev/null 2>&1 && return 0
+    _tools_log "$1 is needed ($2; scripts/provision.sh installs it)"
     return 1
 }
 
@@ -47,8 +35,8 @@ _tools_ensure() {
 }
 
 _tools_venv() {
-    python3 -m venv "$2" || { rm -rf "$2" && _tools_apt python3-venv && python3 -m venv "$2"; } || {
-        _tools_log "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    python3 -m venv "$2" || {
+        _tools_log "python3 -m venv failed (Debian: python3-venv; scripts/provision.sh installs it)"
         return 1
     }
     "$2/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
@@ -60,11 +48,11 @@ _tools_npm_ci() {
 }
 
 ensure_python_env() {
-    _tools_need python3 "Python 3 with venv; Debian: apt-get install python3 python3-venv" python3 python3-venv &&
+    _tools_need python3 "Python 3 with venv" &&
         _tools_ensure "$1/requirements.txt" "$1/.venv" _tools_venv
 }
 
 ensure_node_modules() {
-    _tools_need npm "Node.js 18 or later with npm" nodejs npm &&
+    _tools_need npm "Node.js 18 or later with npm" &&
         _tools_ensure "$1/package-lock.json" "$1/node_modules" _tools_npm_ci
 }
