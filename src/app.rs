@@ -11,7 +11,9 @@ use crate::{
         Clock, Cursor, Draft, DraftId, DraftPatch, Event, EventId, NewDraft, OrganizationId, PageSize,
         PageToken, StatusFilter, Timestamp,
     },
+    domain::{EventChange, FeedCursor, Position},
     error::Error,
+    feed::Feed,
     store::{self, CreatedDraft, Store},
 };
 
@@ -54,15 +56,25 @@ pub struct DraftPage {
 pub struct App {
     store: Store,
     clock: Arc<dyn Clock>,
+    feed: Feed,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, feed: Feed::new() }
     }
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// This replica's change feed, whose tasks `server` runs.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     pub async fn create_draft(&self, new: NewDraft) -> Result<Draft, Error> {
@@ -168,7 +180,10 @@ impl App {
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
             match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
-                Ok((draft, event)) => Ok(Publication { draft, event, outcome: PublishOutcome::Created }),
+                Ok((draft, event)) => {
+                    self.feed.changes_written();
+                    Ok(Publication { draft, event, outcome: PublishOutcome::Created })
+                }
                 Err(store::Error::PublishRaceLost) => {
                     lost_race.store(true, Ordering::Relaxed);
                     Err(store::Error::PublishRaceLost.into())
@@ -185,6 +200,42 @@ impl App {
         event_id: EventId,
     ) -> Result<Event, Error> {
         self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)
+    }
+}
+
+impl App {
+    /// Up to `page_size` of the organisation's changes after the cursor.
+    pub async fn list_event_changes(
+        &self,
+        after: FeedCursor,
+        page_size: u16,
+    ) -> Result<Vec<EventChange>, Error> {
+        Ok(self.store.list_changes(after.organization_id, after.after, page_size).await?)
+    }
+
+    /// The organisation's next changes after the cursor, waiting (for as
+    /// long as it takes) until there is at least one. `wake` comes from
+    /// `feed().subscribe(organisation)`, taken before the first read so that
+    /// no change committed in between goes unnoticed.
+    pub async fn next_event_changes(
+        &self,
+        after: FeedCursor,
+        page_size: u16,
+        wake: &mut tokio::sync::watch::Receiver<Position>,
+    ) -> Result<Vec<EventChange>, Error> {
+        loop {
+            // Marked seen before reading: a change announced after this
+            // point wakes the next wait.
+            wake.borrow_and_update();
+            let changes = self.list_event_changes(after, page_size).await?;
+            if !changes.is_empty() {
+                return Ok(changes);
+            }
+            if wake.changed().await.is_err() {
+                // The feed is gone: the server is stopping.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

@@ -41,6 +41,7 @@ pub mod config;
 mod defaults;
 mod domain;
 mod error;
+mod feed;
 mod health;
 mod metrics;
 pub mod proto;

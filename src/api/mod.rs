@@ -12,8 +12,9 @@
 
 pub mod codec;
 pub mod decode;
-mod encode;
+pub mod encode;
 pub mod status;
+mod watch;
 
 use std::future::Future;
 
@@ -26,11 +27,13 @@ use crate::{app::App, error::Error, metrics::outcome_name, proto::v1 as pb};
 #[derive(Clone)]
 pub struct DraftPublisherApi {
     app: App,
+    /// Turns true when the server begins to shut down: Watch streams end.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl DraftPublisherApi {
-    pub fn new(app: App) -> Self {
-        Self { app }
+    pub fn new(app: App, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { app, stopping }
     }
 
     /// Runs `work` to completion on its own task, even if the call is dropped.
@@ -55,6 +58,8 @@ fn record(field: &'static str, id: impl std::fmt::Display) {
 
 #[tonic::async_trait]
 impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
+    type WatchEventChangesStream = watch::ChangeStream;
+
     async fn create_draft(
         &self,
         request: Request<pb::CreateDraftRequest>,
@@ -158,5 +163,33 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
             Ok(pb::GetEventResponse { event: Some(encode::event(event, app.now())) })
         })
         .await
+    }
+
+    async fn list_event_changes(
+        &self,
+        request: Request<pb::ListEventChangesRequest>,
+    ) -> Result<Response<pb::ListEventChangesResponse>, Status> {
+        let request = request.into_inner();
+        let after_cursor = request.after_cursor.clone();
+        let feed = decode::list_event_changes(request)?;
+        record("organization_id", feed.cursor.organization_id);
+        self.run(move |app| async move {
+            let changes = app.list_event_changes(feed.cursor, feed.page_size.get()).await?;
+            let next_cursor = changes.last().map_or(after_cursor, |last| last.cursor().encode());
+            Ok(pb::ListEventChangesResponse {
+                changes: changes.into_iter().map(encode::event_change).collect(),
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn watch_event_changes(
+        &self,
+        request: Request<pb::WatchEventChangesRequest>,
+    ) -> Result<Response<Self::WatchEventChangesStream>, Status> {
+        let feed = decode::watch_event_changes(request.into_inner())?;
+        record("organization_id", feed.cursor.organization_id);
+        Ok(Response::new(watch::spawn(self.app.clone(), feed.cursor, self.stopping.clone())))
     }
 }

@@ -32,6 +32,9 @@ pub enum Refusal {
     /// publish) still completes; retrying tells its outcome.
     #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
     RequestTimeout(Duration),
+    /// The server began to shut down while a stream was open.
+    #[error("the server is shutting down; retry (a stream resumes from its last cursor)")]
+    ShuttingDown,
 }
 
 /// The status code and `ErrorInfo.reason` the contract gives an error.
@@ -40,6 +43,7 @@ fn code_and_reason(error: &Error) -> (Code, &'static str) {
         Error::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_REQUEST"),
         Error::RequestIdReused => (Code::InvalidArgument, "REQUEST_ID_REUSED"),
         Error::InvalidPageToken(_) => (Code::InvalidArgument, "INVALID_PAGE_TOKEN"),
+        Error::InvalidCursor(_) => (Code::InvalidArgument, "INVALID_CURSOR"),
         Error::DraftNotFound => (Code::NotFound, "DRAFT_NOT_FOUND"),
         Error::EventNotFound => (Code::NotFound, "EVENT_NOT_FOUND"),
         Error::DraftIncomplete(_) => (Code::FailedPrecondition, "DRAFT_INCOMPLETE"),
@@ -61,6 +65,7 @@ fn refusal_code_and_reason(refusal: &Refusal) -> (Code, &'static str) {
         Refusal::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
         Refusal::Overloaded => (Code::Unavailable, "OVERLOADED"),
         Refusal::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
+        Refusal::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
     }
 }
 
@@ -88,6 +93,9 @@ fn details(error: &Error, reason: &'static str) -> ErrorDetails {
         }
         Error::InvalidPageToken(why) => {
             details.add_bad_request_violation("page_token", *why);
+        }
+        Error::InvalidCursor(why) => {
+            details.add_bad_request_violation("after_cursor", *why);
         }
         Error::DraftIncomplete(violations) => {
             for v in violations {

@@ -126,10 +126,11 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store, stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
+    let feed = app.feed().spawn(store.background(), app.clock(), draining_rx.clone());
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining calls in flight");
@@ -151,8 +152,11 @@ pub async fn serve(
     // acknowledges the previous one: milliseconds per call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let auth = Authenticator::new(settings.auth.clone());
-    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
-        .max_decoding_message_size(settings.max_message_size);
+    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(
+        app,
+        draining_rx.clone(),
+    ))
+    .max_decoding_message_size(settings.max_message_size);
     let server = transport
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
@@ -186,6 +190,7 @@ pub async fn serve(
     // The probe stops with the shutdown signal, which the server drops when
     // it ends for any reason; the metrics listener stops last.
     let _ = probe.await;
+    let _ = feed.await;
     let _ = metrics_stop.send(());
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("metrics listener task")??;

@@ -33,8 +33,9 @@ impl Store {
         Ok(row.map(|row| (row.draft.into(), row.event.0.map(Event::from))))
     }
 
-    /// Creates the draft's event from its content at `draft.version` and
-    /// links the draft to it, in one statement and so one transaction.
+    /// Creates the draft's event from its content at `draft.version`, writes
+    /// its changes for the feed and links the draft to it, in one statement
+    /// and so one transaction.
     ///
     /// A concurrent publisher of the same draft fails on the
     /// one-event-per-draft constraint (`Error::PublishRaceLost`) and its
@@ -68,6 +69,14 @@ impl Store {
                           title AS ev_title, description AS ev_description, location AS ev_location,
                           starts_at AS ev_starts_at, ends_at AS ev_ends_at,
                           publish_time AS ev_publish_time, create_time AS ev_create_time
+            ), changes AS (
+                -- C1: the event's changes, in its own statement.
+                INSERT INTO event_changes (event_id, kind, organization_id, change_time)
+                SELECT ev_id, change.kind, ev_organization_id, change.change_time
+                FROM event
+                CROSS JOIN LATERAL (VALUES (1::smallint, ev_create_time), (2::smallint, ev_publish_time))
+                    AS change (kind, change_time)
+                WHERE change.kind = 2 OR ev_publish_time > ev_create_time
             ), linked AS (
                 UPDATE drafts
                 SET status = 'published', event_id = event.ev_id, publish_time = event.ev_publish_time,

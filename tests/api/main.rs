@@ -9,6 +9,7 @@ mod auth;
 mod configuration;
 mod create_draft;
 mod database_outage;
+mod event_changes;
 mod get_draft_and_event;
 mod hostile_input;
 mod limits;

@@ -11,6 +11,8 @@
 //!   cluster for tests that stop or restart PostgreSQL.
 //! - [`locks`]: rows held by the test and calls seen waiting on them;
 //!   [`rows`]: rows written and counted behind the service's back.
+//! - [`feed`]: the change feed as consumers read it (List pages, Watch
+//!   streams with deadlines).
 //! - [`health`], [`metrics`]: what operators see.
 //! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
 //!   ports, connections and the `draft-publisher` binary.
@@ -23,6 +25,7 @@ pub mod assertions;
 pub mod binary;
 pub mod client;
 pub mod database;
+pub mod feed;
 pub mod health;
 pub mod locks;
 pub mod metrics;
@@ -37,6 +40,7 @@ pub use app::{TestApp, TestAppBuilder, TestClock};
 pub use assertions::{assert_error, assert_invalid_field, service_reason};
 pub use client::TestClient;
 pub use database::TestDatabase;
+pub use feed::{DELIVERY_WITHIN, Watcher, list_changes_request};
 pub use net::{channel, free_port};
 pub use requests::*;
 pub use server::TestServer;
