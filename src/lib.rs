@@ -45,6 +45,7 @@ mod feed;
 mod health;
 mod metrics;
 pub mod proto;
+mod relay;
 pub mod server;
 mod shutdown;
 mod store;
