@@ -45,9 +45,18 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations (creating the database if it is missing) and exit.
     Migrate,
-    /// Check the invariants I1–I3 on the database and print every violation;
-    /// exits 0 when clean, 2 when violations were found, 1 when it could not run.
-    Audit,
+    /// Check the invariants I1–I3 and the change feed's C1–C4 on the
+    /// database and print every violation; exits 0 when clean, 2 when
+    /// violations were found, 1 when it could not run.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Also report changes due longer ago than this and not yet acknowledged
+    /// by NATS (C4), e.g. `5m`; only meaningful with the relay on.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub unsent_after: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

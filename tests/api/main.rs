@@ -18,6 +18,7 @@ mod loadgen;
 mod logs;
 mod malformed_messages;
 mod metrics;
+mod migrations;
 mod publish_draft;
 mod races;
 mod relay;
