@@ -7,6 +7,8 @@ use std::sync::{
 };
 
 use crate::{
+    cache::{CacheStats, PublishedCache},
+    defaults,
     domain::{
         Clock, Cursor, Draft, DraftId, DraftPatch, Event, EventId, NewDraft, OrganizationId, PageSize,
         PageToken, StatusFilter, Timestamp,
@@ -72,11 +74,24 @@ pub struct App {
     store: Store,
     clock: Arc<dyn Clock>,
     feed: Feed,
+    published: Arc<PublishedCache>,
 }
 
 impl App {
+    /// The use cases over `store`, with a published-draft cache of the
+    /// default size.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, feed: Feed::new() }
+        Self::with_cache(store, clock, defaults::PUBLISHED_CACHE_BYTES)
+    }
+
+    /// As `new`, with a published-draft cache of about `cache_bytes` (0: none).
+    pub fn with_cache(store: Store, clock: Arc<dyn Clock>, cache_bytes: usize) -> Self {
+        Self { store, clock, feed: Feed::new(), published: Arc::new(PublishedCache::new(cache_bytes)) }
+    }
+
+    /// The published-draft cache's hits, misses and size, for the metrics.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.published.stats()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -181,8 +196,11 @@ impl App {
         draft_id: DraftId,
         publish_at: Option<Timestamp>,
     ) -> Result<Publication, Error> {
+        if let Some((draft, event)) = self.published.publication(organization_id, draft_id) {
+            return Ok(Publication { draft, event, outcome: PublishOutcome::AlreadyPublished });
+        }
         let lost_race = AtomicBool::new(false);
-        retry(|| async {
+        let publication = retry(|| async {
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
             let published =
@@ -215,7 +233,9 @@ impl App {
                 Err(other) => Err(other.into()),
             }
         })
-        .await
+        .await?;
+        self.published.remember_publication(&publication.draft, &publication.event);
+        Ok(publication)
     }
 
     pub async fn get_event(
@@ -223,7 +243,12 @@ impl App {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Event, Error> {
-        self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)
+        if let Some(event) = self.published.event(organization_id, event_id) {
+            return Ok(event);
+        }
+        let event = self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)?;
+        self.published.remember_event(&event);
+        Ok(event)
     }
 }
 

@@ -122,6 +122,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Memory, in bytes, for published drafts and events kept to answer
+    /// repeated PublishDraft and GetEvent calls without the database (0: off).
+    #[arg(long, env = "DRAFT_PUBLISHER_PUBLISHED_CACHE_BYTES", default_value_t = defaults::PUBLISHED_CACHE_BYTES)]
+    pub published_cache_bytes: usize,
+
     /// NATS server(s) to relay the change feed to, e.g.
     /// `nats://127.0.0.1:4222` (JetStream stream DRAFTPUBLISHER_EVENTS);
     /// no relay when unset.

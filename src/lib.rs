@@ -17,6 +17,9 @@
 //!   one place: `api/status.rs`.
 //! - `app`: the use cases, including the exactly-once publish and the
 //!   bounded retries concurrency calls for.
+//! - `cache`: published drafts and events kept in memory (bounded), so
+//!   repeated publishes and GetEvent cost the database nothing; why that is
+//!   always correct is in its module doc.
 //! - `error`: what a use case can answer instead of a result, in the
 //!   contract's terms; domain and store errors convert into it.
 //! - `domain`: validated values (ids, bounded text, timestamps, page tokens)
@@ -41,6 +44,7 @@ mod api;
 mod app;
 pub mod audit;
 mod auth;
+mod cache;
 pub mod config;
 mod defaults;
 mod domain;
@@ -115,7 +119,7 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let app = app::App::new(store.clone(), Arc::new(SystemClock));
+    let app = app::App::with_cache(store.clone(), Arc::new(SystemClock), args.published_cache_bytes);
     let listeners = server::Listeners { grpc, metrics };
     server::serve(listeners, app, store.clone(), settings, shutdown::signal()).await?;
     store.close().await;

@@ -130,8 +130,7 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        let feed = app.feed().clone();
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), feed, stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), app.clone(), stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
