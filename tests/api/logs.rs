@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::*;
+use crate::support::{binary, *};
 
 const TOKEN: &str = "never-log-me-5f1c";
 
@@ -82,4 +82,18 @@ async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_t
     assert!(publish["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{publish}");
     assert_eq!(calls[2]["code"], "UNAUTHENTICATED");
     assert!(!logs.text().contains(TOKEN), "a token was logged");
+}
+
+#[test]
+fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
+    // Without a database URL the binary logs its error and exits at once.
+    let output = binary::command("")
+        .env_remove("DATABASE_URL")
+        .args(["--log-format", "text", "audit"])
+        .output()
+        .expect("draft-publisher runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR"), "no error line was logged: {stderr}");
+    assert!(!output.stderr.contains(&0x1b), "ANSI escape codes in piped logs: {stderr:?}");
 }
