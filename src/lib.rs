@@ -9,8 +9,9 @@
 //!   timeouts, limits), named once and used by the flags and the settings'
 //!   `Default` impls alike.
 //! - [`server`]: assembles the gRPC server (service, health, reflection)
-//!   behind authentication (`auth`), call limits and observation, on a bound
-//!   listener, and runs it until shutdown, draining calls in flight.
+//!   behind authentication (`auth`: who calls, for which organisations),
+//!   call limits and observation, on a bound listener, and runs it until
+//!   shutdown, draining calls in flight.
 //! - `api`: the gRPC handlers. They decode requests into validated domain
 //!   values (`api/decode.rs`), run a use case, and encode the answer.
 //!   **Errors become gRPC statuses** (code, `ErrorInfo` reason, details) in
