@@ -99,13 +99,15 @@ async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    // The settings' files first: a mistake in them stops start-up at once,
+    // before the database is touched.
+    let settings = args.server_settings()?;
     let pool_settings = args.pool_settings();
     let store = if args.skip_migrations {
         Store::connect_lazy(database_url, &pool_settings)?
     } else {
         prepare_database(database_url, &pool_settings).await?
     };
-    let settings = args.server_settings()?;
     let grpc = bind(args.listen_addr).await?;
     let metrics = match args.metrics_addr {
         Some(addr) => Some(bind(addr).await?),

@@ -20,6 +20,7 @@ mod malformed_messages;
 mod metrics;
 mod publish_draft;
 mod races;
+mod scoped_credentials;
 mod server;
 mod tenant_isolation;
 mod tls;
