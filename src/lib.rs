@@ -46,6 +46,7 @@ mod feed;
 mod health;
 mod metrics;
 pub mod proto;
+mod relay;
 pub mod server;
 mod shutdown;
 mod store;
@@ -90,7 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(&database_url, args).await,
-        Command::Audit => audit::run(&database_url).await,
+        Command::Audit(args) => audit::run(&database_url, args.unsent_after).await,
     }
 }
 

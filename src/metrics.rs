@@ -9,7 +9,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -33,6 +34,10 @@ struct Inner {
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
     pool_waiting: IntGauge,
+    changes_written: IntCounter,
+    changes_sent: IntCounter,
+    relay_errors: IntCounter,
+    oldest_unsent_seconds: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +79,26 @@ impl Metrics {
         let pool_waiting =
             IntGauge::new("draftpublisher_db_pool_waiting_calls", "Calls waiting for a database connection")
                 .expect("valid metric");
+        let changes_written = IntCounter::new(
+            "draftpublisher_event_changes_written_total",
+            "Event changes written by this server's publishes (SCHEDULED and PUBLISHED)",
+        )
+        .expect("valid metric");
+        let changes_sent = IntCounter::new(
+            "draftpublisher_event_changes_sent_total",
+            "Event changes acknowledged by NATS JetStream (new or duplicate) and marked sent by this server",
+        )
+        .expect("valid metric");
+        let relay_errors = IntCounter::new(
+            "draftpublisher_relay_errors_total",
+            "Failures of the NATS relay (connecting, publishing, acknowledging, marking sent)",
+        )
+        .expect("valid metric");
+        let oldest_unsent_seconds = Gauge::new(
+            "draftpublisher_event_changes_oldest_unsent_seconds",
+            "Age of the oldest due event change not yet acknowledged by NATS (0: none); only with the relay on",
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
@@ -82,6 +107,10 @@ impl Metrics {
             Box::new(pool_connections.clone()),
             Box::new(pool_max_connections.clone()),
             Box::new(pool_waiting.clone()),
+            Box::new(changes_written.clone()),
+            Box::new(changes_sent.clone()),
+            Box::new(relay_errors.clone()),
+            Box::new(oldest_unsent_seconds.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -93,6 +122,10 @@ impl Metrics {
             pool_connections,
             pool_max_connections,
             pool_waiting,
+            changes_written,
+            changes_sent,
+            relay_errors,
+            oldest_unsent_seconds,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -104,6 +137,22 @@ impl Metrics {
 
     pub fn observe_publish(&self, outcome: PublishOutcome) {
         self.inner.publishes.with_label_values(&[outcome_name(outcome)]).inc();
+    }
+
+    pub fn observe_changes_written(&self, changes: usize) {
+        self.inner.changes_written.inc_by(changes as u64);
+    }
+
+    pub fn observe_changes_sent(&self, changes: usize) {
+        self.inner.changes_sent.inc_by(changes as u64);
+    }
+
+    pub fn observe_relay_error(&self) {
+        self.inner.relay_errors.inc();
+    }
+
+    pub fn set_oldest_unsent_age(&self, seconds: f64) {
+        self.inner.oldest_unsent_seconds.set(seconds);
     }
 
     /// The text exposition format, with the pool's gauges as given.

@@ -37,22 +37,39 @@ use crate::{
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The feed's shared state on this replica; cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Feed {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     /// Wakes the sequencer: changes were committed on this replica.
     changes_written: Notify,
     /// The highest position known per watched organisation.
     watched: Mutex<HashMap<OrganizationId, watch::Sender<Position>>>,
+    /// The highest position known in any organisation, for the relay.
+    top: watch::Sender<Position>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Feed {
     pub fn new() -> Self {
-        Self::default()
+        let inner = Inner {
+            changes_written: Notify::new(),
+            watched: Mutex::default(),
+            top: watch::Sender::new(Position::START),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A receiver that changes when any organisation's feed may have grown.
+    pub fn subscribe_all(&self) -> watch::Receiver<Position> {
+        self.inner.top.subscribe()
     }
 
     /// Called after a publish commits: its changes are ready to be positioned.
@@ -69,6 +86,13 @@ impl Feed {
     /// Wakes the watchers of these organisations; forgets organisations
     /// nobody watches any more.
     fn announce(&self, positions: &[(OrganizationId, Position)]) {
+        if let Some(top) = positions.iter().map(|(_, position)| *position).max() {
+            self.inner.top.send_if_modified(|known| {
+                let grew = top > *known;
+                *known = (*known).max(top);
+                grew
+            });
+        }
         let mut watched = self.inner.watched.lock().unwrap_or_else(|e| e.into_inner());
         for (organization_id, position) in positions {
             if let Some(sender) = watched.get(organization_id) {
@@ -83,7 +107,8 @@ impl Feed {
     }
 
     fn has_watchers(&self) -> bool {
-        !self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.inner.top.receiver_count() > 0
+            || !self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// Runs the sequencer and the hub until `stop` turns true.

@@ -25,6 +25,7 @@ use tonic_health::ServingStatus;
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, observe::ObserveLayer};
 pub use crate::auth::{BearerTokens, ClientOrganizations};
+pub use crate::relay::RelaySettings;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
     proto::v1 as pb, store::Store,
@@ -57,6 +58,8 @@ pub struct ServerSettings {
     pub http2_keepalive_timeout: Duration,
     /// TLS (and mutual TLS) for the gRPC listener; `None`: plaintext.
     pub tls: Option<TlsSettings>,
+    /// The NATS JetStream relay of the change feed; `None`: off.
+    pub relay: Option<RelaySettings>,
 }
 
 impl Default for ServerSettings {
@@ -72,6 +75,7 @@ impl Default for ServerSettings {
             http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
             http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
+            relay: None,
         }
     }
 }
@@ -136,6 +140,10 @@ pub async fn serve(
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
     let feed = app.feed().spawn(store.background(), app.clock(), draining_rx.clone());
+    let relay = settings.relay.clone().map(|relay| {
+        let (store, feed, clock) = (store.background(), app.feed().clone(), app.clock());
+        tokio::spawn(crate::relay::run(relay, store, feed, clock, metrics.clone(), draining_rx.clone()))
+    });
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining calls in flight");
@@ -197,6 +205,9 @@ pub async fn serve(
     // it ends for any reason; the metrics listener stops last.
     let _ = probe.await;
     let _ = feed.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     let _ = metrics_stop.send(());
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("metrics listener task")??;
