@@ -14,7 +14,7 @@ use crate::{
     domain::{EventChange, FeedCursor, Position},
     error::Error,
     feed::Feed,
-    store::{self, CreatedDraft, Store},
+    store::{self, CreatedDraft, Publishing, Store},
 };
 
 /// Attempts per call when concurrent writers keep getting in the way.
@@ -168,11 +168,13 @@ impl App {
 
     /// Publishes a draft exactly once.
     ///
-    /// Reads the draft with its event (the fast path answers from that read
-    /// alone), checks it is complete, then creates and links the event in one
-    /// statement. The database decides races: a concurrent publisher loses on
-    /// the one-event-per-draft constraint, rolls back whole and, on the next
-    /// attempt, reads and returns the winner's event.
+    /// One statement reads the draft and, when it is unpublished and its
+    /// content was complete when written, creates and links its event: one
+    /// round trip, fresh or repeated. The database decides races: a
+    /// concurrent publisher loses on the one-event-per-draft constraint,
+    /// rolls back whole and, on the next attempt, finds and returns the
+    /// winner's event. A draft the statement would not publish is checked
+    /// here, where the completeness rules live.
     pub async fn publish_draft(
         &self,
         organization_id: OrganizationId,
@@ -181,23 +183,30 @@ impl App {
     ) -> Result<Publication, Error> {
         let lost_race = AtomicBool::new(false);
         retry(|| async {
-            let (draft, event) =
-                self.store.draft_with_event(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)?;
-            if let Some(event) = event {
-                let outcome = if lost_race.load(Ordering::Relaxed) {
-                    PublishOutcome::LostRace
-                } else {
-                    PublishOutcome::AlreadyPublished
-                };
-                return Ok(Publication { draft, event, outcome });
-            }
-            draft.content.check_complete()?;
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
-            match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
-                Ok((draft, event)) => {
+            let published =
+                self.store.publish(organization_id, draft_id, EventId::generate(), publish_time, now);
+            match published.await {
+                Ok(None) => Err(Error::DraftNotFound),
+                Ok(Some(Publishing::Created(draft, event))) => {
                     self.feed.changes_written();
                     Ok(Publication { draft, event, outcome: PublishOutcome::Created })
+                }
+                Ok(Some(Publishing::Existing(draft, event))) => {
+                    let outcome = if lost_race.load(Ordering::Relaxed) {
+                        PublishOutcome::LostRace
+                    } else {
+                        PublishOutcome::AlreadyPublished
+                    };
+                    Ok(Publication { draft, event, outcome })
+                }
+                Ok(Some(Publishing::NotPublishable(draft))) => {
+                    draft.content.check_complete()?;
+                    // Complete, but written before drafts carried the flag:
+                    // flag it, and the next attempt publishes it.
+                    self.store.mark_publishable(&draft).await?;
+                    Err(store::Error::DraftChanged.into())
                 }
                 Err(store::Error::PublishRaceLost) => {
                     lost_race.store(true, Ordering::Relaxed);

@@ -17,6 +17,7 @@ use tonic::Code;
 
 use crate::{
     app::PublishOutcome,
+    feed::Feed,
     store::{PoolStats, Store},
 };
 
@@ -38,6 +39,7 @@ struct Inner {
     changes_sent: IntCounter,
     relay_errors: IntCounter,
     oldest_unsent_seconds: Gauge,
+    watch_streams: IntGauge,
 }
 
 impl Default for Metrics {
@@ -99,6 +101,9 @@ impl Metrics {
             "Age of the oldest due event change not yet acknowledged by NATS (0: none); only with the relay on",
         )
         .expect("valid metric");
+        let watch_streams =
+            IntGauge::new("draftpublisher_watch_streams", "WatchEventChanges streams open on this server")
+                .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
@@ -111,6 +116,7 @@ impl Metrics {
             Box::new(changes_sent.clone()),
             Box::new(relay_errors.clone()),
             Box::new(oldest_unsent_seconds.clone()),
+            Box::new(watch_streams.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -126,6 +132,7 @@ impl Metrics {
             changes_sent,
             relay_errors,
             oldest_unsent_seconds,
+            watch_streams,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -156,7 +163,8 @@ impl Metrics {
     }
 
     /// The text exposition format, with the pool's gauges as given.
-    pub fn render(&self, pool: PoolStats) -> String {
+    pub fn render(&self, pool: PoolStats, watch_streams: usize) -> String {
+        self.inner.watch_streams.set(i64::try_from(watch_streams).unwrap_or(i64::MAX));
         self.inner.pool_waiting.set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
         let open = i64::from(pool.open);
         let idle = i64::try_from(pool.idle).unwrap_or(i64::MAX).min(open);
@@ -200,8 +208,8 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats()))
+async fn scrape(State((metrics, store, feed)): State<(Metrics, Store, Feed)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats(), feed.watchers()))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
@@ -209,10 +217,11 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     store: Store,
+    feed: Feed,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local_addr = listener.local_addr().context("reading the metrics address")?;
     tracing::info!(%local_addr, "serving metrics on /metrics");
-    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store));
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store, feed));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
 }

@@ -135,7 +135,8 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), stopped))
+        let feed = app.feed().clone();
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), feed, stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
