@@ -9,8 +9,9 @@
 //!   timeouts, limits), named once and used by the flags and the settings'
 //!   `Default` impls alike.
 //! - [`server`]: assembles the gRPC server (service, health, reflection)
-//!   behind authentication (`auth`), call limits and observation, on a bound
-//!   listener, and runs it until shutdown, draining calls in flight.
+//!   behind authentication (`auth`: who calls, for which organisations),
+//!   call limits and observation, on a bound listener, and runs it until
+//!   shutdown, draining calls in flight.
 //! - `api`: the gRPC handlers. They decode requests into validated domain
 //!   values (`api/decode.rs`), run a use case, and encode the answer.
 //!   **Errors become gRPC statuses** (code, `ErrorInfo` reason, details) in
@@ -107,13 +108,15 @@ async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    // The settings' files first: a mistake in them stops start-up at once,
+    // before the database is touched.
+    let settings = args.server_settings()?;
     let pool_settings = args.pool_settings();
     let store = if args.skip_migrations {
         Store::connect_lazy(database_url, &pool_settings)?
     } else {
         prepare_database(database_url, &pool_settings).await?
     };
-    let settings = args.server_settings()?;
     let grpc = bind(args.listen_addr).await?;
     let metrics = match args.metrics_addr {
         Some(addr) => Some(bind(addr).await?),

@@ -22,6 +22,7 @@ mod migrations;
 mod publish_draft;
 mod races;
 mod relay;
+mod scoped_credentials;
 mod server;
 mod tenant_isolation;
 mod tls;
