@@ -70,6 +70,8 @@ if [ "$purpose" != run ]; then
     # and crun fails on cgroup set-ups like these machines' (runc works).
     need podman "builds and runs the container image" has podman
     need runc "the OCI runtime scripts/containers.conf names" has runc
+    need ca-certificates "CA certificates the image trusts for TLS to NATS" \
+        test -s /etc/ssl/certs/ca-certificates.crt
 fi
 if [ "$purpose" = test ]; then
     need python3-venv "the Python client tests and the pinned grpcurl" python3 -c "import ensurepip, venv"
