@@ -83,9 +83,15 @@ revision="$(git rev-parse HEAD)"
 git diff --quiet HEAD -- || revision="$revision-dirty"
 version="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
 log "podman build $image (profile $profile, timestamp $epoch)"
+replaced="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 podman build --quiet --pull=never --no-cache --layers=false --format oci --timestamp "$epoch" \
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
     --file Containerfile --tag "$image" "$context" >/dev/null
+# The image this tag named before, unless it is the same or still in use:
+# without this, every commit's build would leave one behind.
+if [ -n "$replaced" ] && [ "$replaced" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+    podman rmi "$replaced" >/dev/null 2>&1 || true
+fi
 digest="$(podman image inspect --format '{{.Digest}}' "$image")"
 log "$image $digest (in the local store, layers uncompressed)"
 
