@@ -33,6 +33,7 @@ _nats_log() {
 # The INFO line a NATS server sends first on a new connection; fails when
 # nothing answers on $1:$2 within two seconds.
 _nats_info() {
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -t 1 line <&3 && printf "%s\n" "$line"' \
         _ "$1" "$2" 2>/dev/null | grep '^INFO '
 }
