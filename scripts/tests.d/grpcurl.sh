@@ -90,9 +90,10 @@ expect $'draftpublisher.v1.DraftPublisher\n' $'grpc.health.v1.Health\n'
 
 example describe 0
 rpcs=()
-for rpc in CreateDraft GetDraft UpdateDraft ListDrafts PublishDraft GetEvent; do
+for rpc in CreateDraft GetDraft UpdateDraft ListDrafts PublishDraft GetEvent ListEventChanges; do
     rpcs+=("rpc $rpc ( .draftpublisher.v1.${rpc}Request ) returns ( .draftpublisher.v1.${rpc}Response );")
 done
+rpcs+=("rpc WatchEventChanges ( .draftpublisher.v1.WatchEventChangesRequest ) returns ( stream .draftpublisher.v1.WatchEventChangesResponse );")
 expect "service DraftPublisher {" "${rpcs[@]}" "// Exactly once:"
 
 example describe-types 0
@@ -100,7 +101,7 @@ declared=()
 while read -r kind name _; do
     declared+=("draftpublisher.v1.$name is a$([ "$kind" = enum ] && echo 'n enum' || echo ' message'):")
 done < <(grep -E '^(message|enum) ' "$proto")
-[ "${#declared[@]}" -eq 16 ] || fail "expected 16 messages and enums in $proto, found ${#declared[@]}"
+[ "${#declared[@]}" -eq 22 ] || fail "expected 22 messages and enums in $proto, found ${#declared[@]}"
 # Reflection serves the proto's comments: every field and enum value shown
 # is preceded by its comment.
 uncommented="$(printf '%s\n' "$out" | awk '
