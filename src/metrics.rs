@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tonic::Code;
 
 use crate::{
-    app::PublishOutcome,
+    app::{App, PublishOutcome},
     store::{PoolStats, Store},
 };
 
@@ -38,6 +38,12 @@ struct Inner {
     changes_sent: IntCounter,
     relay_errors: IntCounter,
     oldest_unsent_seconds: Gauge,
+    watch_streams: IntGauge,
+    cache_lookups: IntCounterVec,
+    cache_bytes: IntGauge,
+    /// One render at a time: it copies counters kept elsewhere (the cache's)
+    /// by adding what they grew since the last render.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -99,6 +105,22 @@ impl Metrics {
             "Age of the oldest due event change not yet acknowledged by NATS (0: none); only with the relay on",
         )
         .expect("valid metric");
+        let watch_streams =
+            IntGauge::new("draftpublisher_watch_streams", "WatchEventChanges streams open on this server")
+                .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "draftpublisher_published_cache_lookups_total",
+                "Lookups of the published-draft cache (repeated PublishDraft, GetEvent), by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let cache_bytes = IntGauge::new(
+            "draftpublisher_published_cache_bytes",
+            "Estimated memory held by the published-draft cache",
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
@@ -111,6 +133,9 @@ impl Metrics {
             Box::new(changes_sent.clone()),
             Box::new(relay_errors.clone()),
             Box::new(oldest_unsent_seconds.clone()),
+            Box::new(watch_streams.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(cache_bytes.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -126,6 +151,10 @@ impl Metrics {
             changes_sent,
             relay_errors,
             oldest_unsent_seconds,
+            watch_streams,
+            cache_lookups,
+            cache_bytes,
+            rendering: std::sync::Mutex::new(()),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -155,8 +184,18 @@ impl Metrics {
         self.inner.oldest_unsent_seconds.set(seconds);
     }
 
-    /// The text exposition format, with the pool's gauges as given.
-    pub fn render(&self, pool: PoolStats) -> String {
+    /// The text exposition format, with the gauges read from the pool and
+    /// the app now.
+    pub fn render(&self, pool: PoolStats, app: &App) -> String {
+        let _rendering = self.inner.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.inner.watch_streams.set(gauge(app.feed().watchers()));
+        let cache = app.cache_stats();
+        self.inner.cache_bytes.set(gauge(cache.bytes));
+        for (result, total) in [("hit", cache.hits), ("miss", cache.misses)] {
+            let counter = self.inner.cache_lookups.with_label_values(&[result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         self.inner.pool_waiting.set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
         let open = i64::from(pool.open);
         let idle = i64::try_from(pool.idle).unwrap_or(i64::MAX).min(open);
@@ -200,8 +239,8 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats()))
+async fn scrape(State((metrics, store, app)): State<(Metrics, Store, App)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats(), &app))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
@@ -209,10 +248,11 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     store: Store,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local_addr = listener.local_addr().context("reading the metrics address")?;
     tracing::info!(%local_addr, "serving metrics on /metrics");
-    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store));
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store, app));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
 }

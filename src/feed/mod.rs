@@ -18,7 +18,10 @@ mod sequencer;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -49,6 +52,8 @@ struct Inner {
     watched: Mutex<HashMap<OrganizationId, watch::Sender<Position>>>,
     /// The highest position known in any organisation, for the relay.
     top: watch::Sender<Position>,
+    /// WatchEventChanges streams open on this replica.
+    watching: AtomicUsize,
 }
 
 impl Default for Feed {
@@ -63,6 +68,7 @@ impl Feed {
             changes_written: Notify::new(),
             watched: Mutex::default(),
             top: watch::Sender::new(Position::START),
+            watching: AtomicUsize::new(0),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -75,6 +81,17 @@ impl Feed {
     /// Called after a publish commits: its changes are ready to be positioned.
     pub fn changes_written(&self) {
         self.inner.changes_written.notify_one();
+    }
+
+    /// Counts one open Watch stream for as long as the guard lives.
+    pub fn watching(&self) -> Watching {
+        self.inner.watching.fetch_add(1, Ordering::Relaxed);
+        Watching(self.clone())
+    }
+
+    /// Watch streams open now.
+    pub fn watchers(&self) -> usize {
+        self.inner.watching.load(Ordering::Relaxed)
     }
 
     /// A receiver that changes when the organisation's feed may have grown.
@@ -119,5 +136,14 @@ impl Feed {
             let _ = sequencer.await;
             let _ = hub.await;
         })
+    }
+}
+
+/// One open Watch stream, counted until dropped.
+pub struct Watching(Feed);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.inner.watching.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -24,7 +24,7 @@ use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, observe::ObserveLayer};
-pub use crate::auth::BearerTokens;
+pub use crate::auth::{BearerTokens, ClientOrganizations};
 pub use crate::relay::RelaySettings;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
@@ -43,6 +43,10 @@ pub struct ServerSettings {
     /// Calls to the service and reflection must carry one of these; health
     /// stays open for probes. `None`: no authentication.
     pub auth: Option<BearerTokens>,
+    /// Under mutual TLS, the organisations each client certificate's CN may
+    /// act for; unlisted CNs may call nothing. `None`: any certificate of
+    /// the CA may act for every organisation.
+    pub tls_client_orgs: Option<ClientOrganizations>,
     /// Longest a call may take before it is answered DEADLINE_EXCEEDED.
     pub request_timeout: Duration,
     /// Calls in flight beyond this are refused at once (UNAVAILABLE,
@@ -65,6 +69,7 @@ impl Default for ServerSettings {
             max_message_size: defaults::MAX_MESSAGE_BYTES,
             health_probe_interval: defaults::HEALTH_PROBE_INTERVAL,
             auth: None,
+            tls_client_orgs: None,
             request_timeout: defaults::REQUEST_TIMEOUT,
             max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS as usize,
             http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
@@ -130,7 +135,7 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), app.clone(), stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
@@ -153,13 +158,14 @@ pub async fn serve(
         tls = settings.tls.is_some(),
         mutual_tls = settings.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
         authentication = settings.auth.is_some(),
+        client_organizations = settings.tls_client_orgs.is_some(),
         "serving gRPC"
     );
     // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
     // Nagle's algorithm holds a small answer back until the client
     // acknowledges the previous one: milliseconds per call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let auth = Authenticator::new(settings.auth.clone());
+    let auth = Authenticator::new(settings.auth.clone(), settings.tls_client_orgs.clone());
     let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(
         app,
         draining_rx.clone(),

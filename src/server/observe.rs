@@ -2,7 +2,8 @@
 //! refused by authentication or the limits: one tracing span per call, and
 //! the call metrics.
 //!
-//! The span carries `method`, `code` and `latency_ms`, recorded here, and
+//! The span carries `method`, `code` and `latency_ms`, recorded here,
+//! `caller`, which authentication records (a label, never a secret), and
 //! `organization_id`, `draft_id`, `event_id` and `outcome`, which the
 //! handlers record into it (see `api`). One `call finished` event closes it.
 //!
@@ -111,6 +112,7 @@ where
         let span = tracing::info_span!(
             "grpc",
             method = request.uri().path(),
+            caller = Empty,
             organization_id = Empty,
             draft_id = Empty,
             event_id = Empty,
