@@ -56,6 +56,11 @@ has_postgres_server() {
     compgen -G '/usr/lib/postgresql/*/bin/pg_ctl'
 }
 
+# Debian puts nats-server in /usr/sbin, which a non-root PATH may lack.
+has_nats_server() {
+    has nats-server || [ -x /usr/sbin/nats-server ]
+}
+
 # --- what each purpose needs ---------------------------------------------------
 # With DATABASE_URL set the scripts use that server and start none of their
 # own; otherwise a local server, or the binaries to start a private one.
@@ -78,6 +83,7 @@ if [ "$purpose" = test ]; then
     need nodejs "the Node client tests and the pinned buf" has node
     need npm "installs the Node client's and buf's pinned packages" has npm
     need curl "the shell suites' gRPC health check" has curl
+    need nats-server "NATS with JetStream for the relay's client tests (scripts/nats.sh)" has_nats_server
 fi
 
 # The private cluster runs as `postgres`: PostgreSQL refuses to run as root.
