@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     auth::{BearerTokens, SecretToken},
     defaults,
-    server::{ServerSettings, TlsSettings},
+    server::{Http2Limits, ServerSettings, TlsSettings},
     store::PoolSettings,
 };
 
@@ -108,6 +108,23 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_TIMEOUT", default_value = shown(defaults::HTTP2_KEEPALIVE_TIMEOUT), value_parser = humantime::parse_duration)]
     pub http2_keepalive_timeout: Duration,
 
+    /// HTTP/2 streams one connection may have open at once (advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = defaults::HTTP2_MAX_CONCURRENT_STREAMS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+
+    /// Largest request header list (metadata) accepted, in bytes.
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_MAX_HEADER_LIST_BYTES", default_value_t = defaults::HTTP2_MAX_HEADER_LIST_BYTES)]
+    pub http2_max_header_list_bytes: u32,
+
+    /// Age at which a connection is sent GOAWAY (clients reconnect).
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE", default_value = shown(defaults::MAX_CONNECTION_AGE), value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// How long a connection past its age may finish its calls before it is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE_GRACE", default_value = shown(defaults::MAX_CONNECTION_AGE_GRACE), value_parser = humantime::parse_duration)]
+    pub max_connection_age_grace: Duration,
+
     /// Address of a plain-HTTP listener serving Prometheus metrics on
     /// `/metrics` (none by default).
     #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
@@ -158,6 +175,13 @@ impl ServeArgs {
             http2_keepalive_interval: self.http2_keepalive_interval,
             http2_keepalive_timeout: self.http2_keepalive_timeout,
             tls,
+            http2: Http2Limits {
+                max_concurrent_streams: self.http2_max_concurrent_streams,
+                max_header_list_bytes: self.http2_max_header_list_bytes,
+                max_connection_age: self.max_connection_age,
+                max_connection_age_grace: self.max_connection_age_grace,
+                ..Http2Limits::default()
+            },
             ..ServerSettings::default()
         })
     }

@@ -29,6 +29,23 @@ pub const MAX_CONCURRENT_CALLS: u32 = 256;
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a keepalive PING may go unanswered before the connection closes.
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 connection may have open at once, advertised as
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`: bounds what a single peer can pin.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams the server may reset for a peer's protocol errors before it
+/// closes the connection (GOAWAY `ENHANCE_YOUR_CALM`): stops MadeYouReset.
+pub const HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+/// Streams reset by the peer before the server accepted them, beyond which
+/// the connection is closed: stops rapid reset.
+pub const HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Largest header list (request metadata) accepted, in bytes (16 KiB).
+pub const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Age at which a connection is asked to go away (GOAWAY); its calls in
+/// flight finish, new ones go to a new connection.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+/// How long a connection past its age may take to finish its calls before
+/// it is closed regardless.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 /// How often health probes the database: an outage shows within two
 /// intervals, well inside the contract's 2 s.
 pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_millis(500);

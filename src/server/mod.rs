@@ -53,6 +53,37 @@ pub struct ServerSettings {
     pub http2_keepalive_timeout: Duration,
     /// TLS (and mutual TLS) for the gRPC listener; `None`: plaintext.
     pub tls: Option<TlsSettings>,
+    /// HTTP/2 limits of each connection.
+    pub http2: Http2Limits,
+}
+
+/// What one HTTP/2 connection may hold or provoke; each bound stops an
+/// attack (see docs/operating.md). hyper has defaults for some of these, but
+/// tonic passes "unlimited" unless told, so every one is set explicitly.
+#[derive(Debug, Clone)]
+pub struct Http2Limits {
+    /// Advertised as `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub max_concurrent_streams: u32,
+    pub max_local_error_reset_streams: usize,
+    pub max_pending_accept_reset_streams: usize,
+    pub max_header_list_bytes: u32,
+    /// After this a connection gets GOAWAY ...
+    pub max_connection_age: Duration,
+    /// ... and this long after that it is closed with whatever is left.
+    pub max_connection_age_grace: Duration,
+}
+
+impl Default for Http2Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: defaults::HTTP2_MAX_CONCURRENT_STREAMS,
+            max_local_error_reset_streams: defaults::HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,
+            max_pending_accept_reset_streams: defaults::HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
+            max_header_list_bytes: defaults::HTTP2_MAX_HEADER_LIST_BYTES,
+            max_connection_age: defaults::MAX_CONNECTION_AGE,
+            max_connection_age_grace: defaults::MAX_CONNECTION_AGE_GRACE,
+        }
+    }
 }
 
 impl Default for ServerSettings {
@@ -67,6 +98,7 @@ impl Default for ServerSettings {
             http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
             http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
+            http2: Http2Limits::default(),
         }
     }
 }
@@ -195,11 +227,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// The transport: HTTP/2 keepalive and TLS.
+/// The transport: HTTP/2 keepalive and limits, and TLS.
 fn builder(settings: &ServerSettings) -> anyhow::Result<Server> {
+    let limits = &settings.http2;
     let builder = Server::builder()
         .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout));
+        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        // The age alone: given a grace as well, tonic 0.14 sends no GOAWAY
+        // at the age and just cuts the connection at age + grace.
+        .max_connection_age(limits.max_connection_age);
     match &settings.tls {
         Some(tls) => builder.tls_config(tls.server_config()).context("configuring TLS"),
         None => Ok(builder),
