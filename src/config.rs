@@ -95,6 +95,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_TIMEOUT", default_value = shown(defaults::REQUEST_TIMEOUT), value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// How long a call may take to send its request message; it counts
+    /// against --max-concurrent-calls only once the message is there.
+    #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_MESSAGE_TIMEOUT", default_value = shown(defaults::REQUEST_MESSAGE_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub request_message_timeout: Duration,
+
     /// Calls in flight beyond this are refused at once with UNAVAILABLE
     /// (reason OVERLOADED) instead of queueing. Health checks do not count.
     #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONCURRENT_CALLS", default_value_t = defaults::MAX_CONCURRENT_CALLS, value_parser = clap::value_parser!(u32).range(1..))]
@@ -171,6 +176,7 @@ impl ServeArgs {
             max_message_size: self.max_message_bytes,
             auth: BearerTokens::load(self.auth_tokens_file.as_deref(), &self.auth_tokens)?,
             request_timeout: self.request_timeout,
+            request_message_timeout: self.request_message_timeout,
             max_concurrent_calls: self.max_concurrent_calls as usize,
             http2_keepalive_interval: self.http2_keepalive_interval,
             http2_keepalive_timeout: self.http2_keepalive_timeout,

@@ -23,6 +23,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// Longest a call may take before DEADLINE_EXCEEDED.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a call may take to deliver its request message; only then does
+/// it count against the calls in flight.
+pub const REQUEST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Calls in flight beyond which new ones are refused (OVERLOADED).
 pub const MAX_CONCURRENT_CALLS: u32 = 256;
 /// Interval of HTTP/2 keepalive PINGs on each connection.

@@ -32,6 +32,9 @@ pub enum Refusal {
     /// publish) still completes; retrying tells its outcome.
     #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
     RequestTimeout(Duration),
+    /// The request message did not arrive in time; the call was not started.
+    #[error("the request message did not arrive within {0:?}")]
+    RequestMessageTimeout(Duration),
 }
 
 /// The status code and `ErrorInfo.reason` the contract gives an error.
@@ -61,6 +64,7 @@ fn refusal_code_and_reason(refusal: &Refusal) -> (Code, &'static str) {
         Refusal::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
         Refusal::Overloaded => (Code::Unavailable, "OVERLOADED"),
         Refusal::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
+        Refusal::RequestMessageTimeout(_) => (Code::DeadlineExceeded, "REQUEST_MESSAGE_TIMEOUT"),
     }
 }
 

@@ -23,7 +23,10 @@ use tonic::{
 use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
-use self::{limits::CallLimitsLayer, observe::ObserveLayer};
+use self::{
+    limits::{CallLimitsLayer, MessageWait},
+    observe::ObserveLayer,
+};
 pub use crate::auth::BearerTokens;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
@@ -44,6 +47,10 @@ pub struct ServerSettings {
     pub auth: Option<BearerTokens>,
     /// Longest a call may take before it is answered DEADLINE_EXCEEDED.
     pub request_timeout: Duration,
+    /// How long a call may take to deliver its request message before it is
+    /// answered DEADLINE_EXCEEDED; it takes a concurrency slot only once
+    /// the message is there.
+    pub request_message_timeout: Duration,
     /// Calls in flight beyond this are refused at once (UNAVAILABLE,
     /// `OVERLOADED`) rather than queued. Health checks are not counted.
     pub max_concurrent_calls: usize,
@@ -94,6 +101,7 @@ impl Default for ServerSettings {
             health_probe_interval: defaults::HEALTH_PROBE_INTERVAL,
             auth: None,
             request_timeout: defaults::REQUEST_TIMEOUT,
+            request_message_timeout: defaults::REQUEST_MESSAGE_TIMEOUT,
             max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS as usize,
             http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
             http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
@@ -183,12 +191,14 @@ pub async fn serve(
     // acknowledges the previous one: milliseconds per call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let auth = Authenticator::new(settings.auth.clone());
+    let message_wait =
+        MessageWait { timeout: settings.request_message_timeout, max_bytes: settings.max_message_size };
     let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
         .max_decoding_message_size(settings.max_message_size);
     let server = transport
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
-        .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
+        .layer(CallLimitsLayer::new(settings.request_timeout, message_wait, settings.max_concurrent_calls))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
