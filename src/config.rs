@@ -122,6 +122,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_MAX_HEADER_LIST_BYTES", default_value_t = defaults::HTTP2_MAX_HEADER_LIST_BYTES)]
     pub http2_max_header_list_bytes: u32,
 
+    /// How long a new connection may take to send its first bytes (HTTP/2
+    /// preface or TLS ClientHello) before it is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_HANDSHAKE_TIMEOUT", default_value = shown(defaults::HANDSHAKE_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
     /// Age at which a connection is sent GOAWAY (clients reconnect).
     #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE", default_value = shown(defaults::MAX_CONNECTION_AGE), value_parser = humantime::parse_duration)]
     pub max_connection_age: Duration,
@@ -184,6 +189,7 @@ impl ServeArgs {
             http2: Http2Limits {
                 max_concurrent_streams: self.http2_max_concurrent_streams,
                 max_header_list_bytes: self.http2_max_header_list_bytes,
+                handshake_timeout: self.handshake_timeout,
                 max_connection_age: self.max_connection_age,
                 max_connection_age_grace: self.max_connection_age_grace,
                 ..Http2Limits::default()

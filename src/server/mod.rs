@@ -5,6 +5,7 @@
 //!
 //! `limits`, `observe` and `tls` hold the parts; this file only wires them.
 
+mod connection;
 mod limits;
 mod observe;
 mod tls;
@@ -24,6 +25,7 @@ use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{
+    connection::ConnectionDeadlines,
     limits::{CallLimitsLayer, MessageWait},
     observe::ObserveLayer,
 };
@@ -74,6 +76,8 @@ pub struct Http2Limits {
     pub max_local_error_reset_streams: usize,
     pub max_pending_accept_reset_streams: usize,
     pub max_header_list_bytes: u32,
+    /// From accept to the first bytes (preface or ClientHello).
+    pub handshake_timeout: Duration,
     /// After this a connection gets GOAWAY ...
     pub max_connection_age: Duration,
     /// ... and this long after that it is closed with whatever is left.
@@ -87,6 +91,7 @@ impl Default for Http2Limits {
             max_local_error_reset_streams: defaults::HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,
             max_pending_accept_reset_streams: defaults::HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
             max_header_list_bytes: defaults::HTTP2_MAX_HEADER_LIST_BYTES,
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             max_connection_age: defaults::MAX_CONNECTION_AGE,
             max_connection_age_grace: defaults::MAX_CONNECTION_AGE_GRACE,
         }
@@ -189,7 +194,11 @@ pub async fn serve(
     // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
     // Nagle's algorithm holds a small answer back until the client
     // acknowledges the previous one: milliseconds per call.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let deadlines = ConnectionDeadlines {
+        handshake_timeout: settings.http2.handshake_timeout,
+        max_lifetime: settings.http2.max_connection_age + settings.http2.max_connection_age_grace,
+    };
+    let incoming = connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines);
     let auth = Authenticator::new(settings.auth.clone());
     let message_wait =
         MessageWait { timeout: settings.request_message_timeout, max_bytes: settings.max_message_size };
@@ -248,7 +257,8 @@ fn builder(settings: &ServerSettings) -> anyhow::Result<Server> {
         .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
         .http2_max_header_list_size(limits.max_header_list_bytes)
         // The age alone: given a grace as well, tonic 0.14 sends no GOAWAY
-        // at the age and just cuts the connection at age + grace.
+        // at the age and just cuts the connection at age + grace, which
+        // `connection` does instead.
         .max_connection_age(limits.max_connection_age);
     match &settings.tls {
         Some(tls) => builder.tls_config(tls.server_config()).context("configuring TLS"),
