@@ -8,6 +8,7 @@
 mod connection;
 mod limits;
 mod observe;
+mod stream_errors;
 mod tls;
 
 use std::{future::Future, time::Duration};
