@@ -10,6 +10,7 @@ mod configuration;
 mod create_draft;
 mod database_outage;
 mod get_draft_and_event;
+mod hostile_http2;
 mod hostile_input;
 mod limits;
 mod list_drafts;

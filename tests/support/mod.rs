@@ -12,6 +12,7 @@
 //! - [`locks`]: rows held by the test and calls seen waiting on them;
 //!   [`rows`]: rows written and counted behind the service's back.
 //! - [`health`], [`metrics`]: what operators see.
+//! - [`http2`]: hostile HTTP/2 peers, raw frames, and the victim they aim at.
 //! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
 //!   ports, connections and the `draft-publisher` binary.
 
@@ -24,6 +25,7 @@ pub mod binary;
 pub mod client;
 pub mod database;
 pub mod health;
+pub mod http2;
 pub mod locks;
 pub mod metrics;
 pub mod net;

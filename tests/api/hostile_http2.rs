@@ -1,0 +1,223 @@
+//! Hostile HTTP/2 clients (issue 14): each attack played with a raw HTTP/2
+//! client against the real server while a victim calls on a connection of
+//! its own. The server stays up, the victim keeps being served, and the
+//! attacker is refused, limited or disconnected.
+
+use std::time::Duration;
+
+use draft_publisher::server::ServerSettings;
+use futures::future::join_all;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+};
+
+use crate::support::{
+    http2::{Attacker, GET_DRAFT, PUBLISH_DRAFT, Victim, get_missing_draft, grpc_message, grpc_status, raw},
+    metrics::{sample, scrape_text},
+    *,
+};
+
+const DEADLINE_EXCEEDED: i32 = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_never_send_their_message_do_not_lock_out_other_callers() {
+    let app = TestApp::builder()
+        .max_concurrent_calls(16)
+        .server_settings(|s| s.request_message_timeout = Duration::from_millis(800))
+        .spawn()
+        .await;
+    let victim = Victim::start(&app).await;
+
+    // Three connections, each with as many streams as the server allows:
+    // HEADERS, then nothing. Far more than the 16 calls allowed in flight.
+    let mut attackers = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut attacker = Attacker::connect(app.addr, &h2::client::Builder::new()).await;
+        let allowed = attacker.send.current_max_send_streams();
+        assert_eq!(allowed, ServerSettings::default().http2.max_concurrent_streams as usize);
+        for _ in 0..allowed {
+            streams.push(attacker.headers_only(app.addr, GET_DRAFT).await);
+        }
+        attackers.push(attacker);
+    }
+    let (heads, _bodies): (Vec<_>, Vec<_>) = streams.into_iter().unzip();
+    let answers = tokio::time::timeout(Duration::from_secs(5), join_all(heads))
+        .await
+        .expect("every body-less stream answered");
+    let report = victim.stop().await;
+
+    report.assert_served();
+    for answer in answers {
+        let answer = answer.expect("an answer, not a reset");
+        assert_eq!(grpc_status(&answer), Some(DEADLINE_EXCEEDED), "{answer:?}");
+    }
+}
+
+/// MadeYouReset (CVE-2025-8671): frames that are each valid on their own
+/// make the server reset stream after stream for the client's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_provoking_stream_resets_is_disconnected() {
+    let app =
+        TestApp::builder().server_settings(|s| s.http2.max_local_error_reset_streams = 200).spawn().await;
+    let victim = Victim::start(&app).await;
+    let headers = raw::grpc_headers(&app.addr.to_string(), GET_DRAFT);
+
+    let (mut reader, mut writer) = raw_connection(app.addr).await;
+    let frames = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(frame) = raw::read_frame(&mut reader).await {
+            frames.push(frame);
+        }
+        frames
+    });
+    let mut sent = 0;
+    for stream in (1..20_000u32).step_by(2) {
+        let mut attack = raw::frame(raw::HEADERS, raw::END_HEADERS, stream, &headers);
+        attack.extend(raw::overflowing_window_update(stream));
+        if writer.write_all(&attack).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let frames = tokio::time::timeout(Duration::from_secs(5), frames)
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    let report = victim.stop().await;
+
+    report.assert_served();
+    let go_away = frames.iter().find(|f| f.kind == raw::GOAWAY).expect("a GOAWAY");
+    assert_eq!(go_away.error_code(), raw::ENHANCE_YOUR_CALM, "after {sent} streams");
+    assert!(sent < 10_000, "the server read all {sent} streams");
+    let metrics = scrape_text(app.metrics_addr).await;
+    assert!(!metrics.contains("code=\"INTERNAL\""), "client errors counted as INTERNAL:\n{metrics}");
+}
+
+/// A call in flight whose stream the client breaks is not a call the
+/// service failed: it is counted apart, never as INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_stream_the_client_breaks_is_counted_apart() {
+    let app = TestApp::spawn().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let holder = app.hold_draft(&draft.id).await;
+    let headers = raw::grpc_headers(&app.addr.to_string(), PUBLISH_DRAFT);
+    let (mut reader, mut writer) = raw_connection(app.addr).await;
+
+    let mut call = raw::frame(raw::HEADERS, raw::END_HEADERS, 1, &headers);
+    call.extend(raw::frame(raw::DATA, raw::END_STREAM, 1, &grpc_message(&draft.publish_request())));
+    writer.write_all(&call).await.unwrap();
+    app.until_calls_wait_on_locks(1).await;
+    writer.write_all(&raw::overflowing_window_update(1)).await.unwrap();
+    let reset = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let frame = raw::read_frame(&mut reader).await.expect("the connection stays open");
+            if frame.kind == raw::RST_STREAM && frame.stream == 1 {
+                return frame;
+            }
+        }
+    })
+    .await
+    .expect("the server reset the stream");
+    holder.commit().await.unwrap();
+
+    assert_eq!(reset.error_code(), raw::FLOW_CONTROL_ERROR);
+    until("the broken call counted", Duration::from_secs(5), || async {
+        let metrics = scrape_text(app.metrics_addr).await;
+        assert!(!metrics.contains("code=\"INTERNAL\""), "counted as INTERNAL:\n{metrics}");
+        sample(&metrics, "draftpublisher_http2_stream_errors_total", &[("reason", "STREAM_RESET")])
+            == Some(1.0)
+    })
+    .await;
+    // The publish behind the call was not cut half-way.
+    let again = app.publish(&draft.organization_id, &draft.id).await.expect("publish answers");
+    assert!(again.already_published);
+}
+
+/// A connection that has sent the preface and empty SETTINGS, split.
+async fn raw_connection(addr: std::net::SocketAddr) -> (OwnedReadHalf, OwnedWriteHalf) {
+    let (reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
+    writer.write_all(raw::PREFACE).await.unwrap();
+    writer.write_all(&raw::frame(raw::SETTINGS, 0, 0, &[])).await.unwrap();
+    (reader, writer)
+}
+
+/// Window starvation: the client never opens its receive window, so no
+/// answer can be sent and every stream stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stuck_on_a_closed_window_are_bounded_in_number_and_time() {
+    let app = TestApp::builder()
+        .server_settings(|s| {
+            s.http2.max_concurrent_streams = 20;
+            s.http2.max_connection_age = Duration::from_millis(1500);
+            s.http2.max_connection_age_grace = Duration::from_millis(500);
+        })
+        .spawn()
+        .await;
+    let victim = Victim::start(&app).await;
+
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(0);
+    let mut attacker = Attacker::connect(app.addr, &builder).await;
+    assert_eq!(attacker.send.current_max_send_streams(), 20);
+    let mut heads = Vec::new();
+    for _ in 0..20 {
+        heads.push(attacker.call(app.addr, GET_DRAFT, get_missing_draft()).await);
+    }
+    // Heads answered, bodies held back by the closed window: every stream
+    // the connection may have stays open.
+    let answered = tokio::time::timeout(Duration::from_secs(2), join_all(heads)).await.expect("heads");
+    assert!(answered.iter().all(Result::is_ok), "{answered:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), &mut attacker.connection).await;
+    let report = victim.stop().await;
+
+    assert!(closed.is_ok(), "the starved connection was not closed at its age and grace");
+    // The victim's own connection aged as well, and moved on unharmed.
+    report.assert_served();
+}
+
+/// Connections that never send the HTTP/2 preface, or only part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_complete_the_preface_are_closed() {
+    let app = TestApp::builder()
+        .server_settings(|s| s.http2.handshake_timeout = Duration::from_millis(300))
+        .spawn()
+        .await;
+    let victim = Victim::start(&app).await;
+
+    let mut silent = Vec::new();
+    for i in 0..200 {
+        let mut connection = TcpStream::connect(app.addr).await.unwrap();
+        if i % 2 == 1 {
+            connection.write_all(&raw::PREFACE[..16]).await.unwrap();
+        }
+        silent.push(connection);
+    }
+    let closed = join_all(silent.into_iter().map(|mut connection| async move {
+        let mut byte = [0u8; 64];
+        // The server's SETTINGS may come first; then the end of the stream.
+        tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match connection.read(&mut byte).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }));
+    let closed = closed.await;
+    let report = victim.stop().await;
+
+    assert!(
+        closed.iter().all(|&c| c),
+        "{} of 200 silent connections still open",
+        closed.iter().filter(|&&c| !c).count()
+    );
+    report.assert_served();
+}
