@@ -41,12 +41,6 @@ pub fn grpc_request(addr: SocketAddr, path: &str) -> http::Request<()> {
         .unwrap()
 }
 
-/// A GetDraft of a draft that does not exist: answered NOT_FOUND, with
-/// a message, by a server that gets to it.
-pub fn get_missing_draft() -> Bytes {
-    grpc_message(&pb::GetDraftRequest { organization_id: new_id(), draft_id: new_id() })
-}
-
 /// An HTTP/2 connection of the attacker's, driven on a task of its own.
 pub struct Attacker {
     pub send: h2::client::SendRequest<Bytes>,
