@@ -43,8 +43,9 @@ pub const HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 pub const HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// Largest header list (request metadata) accepted, in bytes (16 KiB).
 pub const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
-/// How long a new connection may take to send its first bytes (the HTTP/2
-/// preface, or a TLS ClientHello) before it is closed.
+/// How long a new connection may take over its handshake (the HTTP/2
+/// preface and SETTINGS acknowledgement, or a TLS ClientHello) before it
+/// is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Age at which a connection is asked to go away (GOAWAY); its calls in
 /// flight finish, new ones go to a new connection.

@@ -1,8 +1,14 @@
-//! Each accepted connection, guarded below HTTP/2 and TLS: it must deliver
-//! its first bytes (the HTTP/2 preface, or a TLS ClientHello) within the
-//! handshake timeout, and it is closed at its maximum age plus grace, with
-//! whatever it still holds (streams stuck on a flow-control window the peer
-//! never opens, say).
+//! Each accepted connection, guarded below HTTP/2 and TLS: it must complete
+//! its handshake within the handshake timeout, and it is closed at its
+//! maximum age plus grace, with whatever it still holds (streams stuck on a
+//! flow-control window the peer never opens, say).
+//!
+//! In plaintext the handshake is HTTP/2's: the client preface, then the
+//! client's acknowledgement of the server's SETTINGS, which every client
+//! sends at once (RFC 9113 §6.5.3) and a peer that merely holds connections
+//! open does not. Under TLS the bytes are opaque here: the first ones (the
+//! ClientHello) must arrive in time, and the TLS handshake has a timeout of
+//! its own.
 //!
 //! The GOAWAY at the maximum age is tonic's; closing at age + grace is done
 //! here because tonic 0.14, given a grace, skips that GOAWAY.
@@ -23,15 +29,21 @@ use tonic::transport::server::Connected;
 
 /// The HTTP/2 client preface (`PRI * HTTP/2.0…`) is 24 bytes; a TLS
 /// ClientHello is longer.
-const FIRST_BYTES: usize = 24;
+const PREFACE_BYTES: usize = 24;
+const FRAME_HEADER_BYTES: usize = 9;
+const SETTINGS: u8 = 0x4;
+const ACK: u8 = 0x1;
 
 /// The deadlines of every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionDeadlines {
-    /// From accept to the first bytes read.
+    /// From accept to the handshake done.
     pub handshake_timeout: Duration,
     /// From accept to the connection being closed regardless.
     pub max_lifetime: Duration,
+    /// Whether connections speak HTTP/2 in the clear (no TLS), so that the
+    /// HTTP/2 handshake can be followed.
+    pub plaintext: bool,
 }
 
 /// `incoming`'s connections, each guarded by `deadlines`.
@@ -49,19 +61,22 @@ where
 /// makes the HTTP/2 (or TLS) layer above drop it.
 pub struct GuardedIo<IO> {
     io: IO,
-    /// Until the first bytes have been read.
-    handshake: Option<Pin<Box<Sleep>>>,
-    first_bytes_read: usize,
+    /// Until the handshake is done.
+    handshake: Option<(Handshake, Pin<Box<Sleep>>)>,
     end_of_life: Pin<Box<Sleep>>,
 }
 
 impl<IO> GuardedIo<IO> {
     fn new(io: IO, deadlines: ConnectionDeadlines) -> Self {
         let accepted = Instant::now();
+        let handshake = Handshake {
+            preface_left: PREFACE_BYTES,
+            follow_frames: deadlines.plaintext,
+            ..Handshake::default()
+        };
         Self {
             io,
-            handshake: Some(Box::pin(sleep_until(accepted + deadlines.handshake_timeout))),
-            first_bytes_read: 0,
+            handshake: Some((handshake, Box::pin(sleep_until(accepted + deadlines.handshake_timeout)))),
             end_of_life: Box::pin(sleep_until(accepted + deadlines.max_lifetime)),
         }
     }
@@ -72,10 +87,10 @@ impl<IO> GuardedIo<IO> {
             tracing::debug!("closing a connection past its maximum age and grace");
             return Err(io::Error::new(io::ErrorKind::TimedOut, "connection past its maximum age"));
         }
-        if let Some(handshake) = &mut self.handshake
-            && handshake.as_mut().poll(cx).is_ready()
+        if let Some((_, timeout)) = &mut self.handshake
+            && timeout.as_mut().poll(cx).is_ready()
         {
-            tracing::debug!(read = self.first_bytes_read, "closing a connection silent after accept");
+            tracing::debug!("closing a connection that did not complete its handshake in time");
             return Err(io::Error::new(io::ErrorKind::TimedOut, "no handshake within the timeout"));
         }
         Ok(())
@@ -91,11 +106,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for GuardedIo<IO> {
         self.check_deadlines(cx)?;
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
-        if self.handshake.is_some() {
-            self.first_bytes_read += buf.filled().len() - before;
-            if self.first_bytes_read >= FIRST_BYTES {
-                self.handshake = None;
-            }
+        if let Some((handshake, _)) = &mut self.handshake
+            && handshake.read(&buf.filled()[before..])
+        {
+            self.handshake = None;
         }
         Poll::Ready(Ok(()))
     }
@@ -127,6 +141,54 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for GuardedIo<IO> {
     }
 }
 
+/// How far a connection is through its handshake, from the bytes it sent.
+#[derive(Debug, Default)]
+struct Handshake {
+    preface_left: usize,
+    /// Whether to look for the SETTINGS acknowledgement after the preface.
+    follow_frames: bool,
+    header: [u8; FRAME_HEADER_BYTES],
+    header_read: usize,
+    /// Payload bytes of the current frame still to skip.
+    payload_left: usize,
+}
+
+impl Handshake {
+    /// Takes the next bytes read; whether the handshake is done.
+    fn read(&mut self, mut bytes: &[u8]) -> bool {
+        let preface = self.preface_left.min(bytes.len());
+        self.preface_left -= preface;
+        bytes = &bytes[preface..];
+        if self.preface_left > 0 {
+            return false;
+        }
+        if !self.follow_frames {
+            return true;
+        }
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let skipped = self.payload_left.min(bytes.len());
+                self.payload_left -= skipped;
+                bytes = &bytes[skipped..];
+                continue;
+            }
+            let taken = (FRAME_HEADER_BYTES - self.header_read).min(bytes.len());
+            self.header[self.header_read..self.header_read + taken].copy_from_slice(&bytes[..taken]);
+            self.header_read += taken;
+            bytes = &bytes[taken..];
+            if self.header_read == FRAME_HEADER_BYTES {
+                let [l0, l1, l2, kind, flags, ..] = self.header;
+                if kind == SETTINGS && flags & ACK != 0 {
+                    return true;
+                }
+                self.payload_left = u32::from_be_bytes([0, l0, l1, l2]) as usize;
+                self.header_read = 0;
+            }
+        }
+        false
+    }
+}
+
 /// What tonic puts in each request's extensions stays the plain
 /// connection's (`remote_addr`, peer certificates).
 impl<IO: Connected> Connected for GuardedIo<IO> {
@@ -134,5 +196,38 @@ impl<IO: Connected> Connected for GuardedIo<IO> {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.io.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    fn plaintext() -> Handshake {
+        Handshake { preface_left: PREFACE_BYTES, follow_frames: true, ..Handshake::default() }
+    }
+
+    #[test]
+    fn plaintext_handshake_ends_with_the_settings_acknowledgement_in_any_split() {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend([0, 0, 6, SETTINGS, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]); // SETTINGS
+        bytes.extend([0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]); // WINDOW_UPDATE
+        let ack = [0, 0, 0, SETTINGS, ACK, 0, 0, 0, 0];
+        for split in 0..bytes.len() {
+            let mut handshake = plaintext();
+            assert!(!handshake.read(&bytes[..split]));
+            assert!(!handshake.read(&bytes[split..]), "done without the acknowledgement");
+            assert!(!handshake.read(&ack[..5]));
+            assert!(handshake.read(&ack[5..]));
+        }
+    }
+
+    #[test]
+    fn under_tls_the_first_bytes_are_enough() {
+        let mut handshake = Handshake { preface_left: PREFACE_BYTES, ..Handshake::default() };
+        assert!(!handshake.read(&[0x16; 23]));
+        assert!(handshake.read(&[0x16]));
     }
 }

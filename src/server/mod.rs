@@ -77,7 +77,8 @@ pub struct Http2Limits {
     pub max_local_error_reset_streams: usize,
     pub max_pending_accept_reset_streams: usize,
     pub max_header_list_bytes: u32,
-    /// From accept to the first bytes (preface or ClientHello).
+    /// From accept to the HTTP/2 preface and SETTINGS acknowledgement (in
+    /// plaintext) or the first bytes of the TLS handshake.
     pub handshake_timeout: Duration,
     /// After this a connection gets GOAWAY ...
     pub max_connection_age: Duration,
@@ -198,6 +199,7 @@ pub async fn serve(
     let deadlines = ConnectionDeadlines {
         handshake_timeout: settings.http2.handshake_timeout,
         max_lifetime: settings.http2.max_connection_age + settings.http2.max_connection_age_grace,
+        plaintext: settings.tls.is_none(),
     };
     let incoming = connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines);
     let auth = Authenticator::new(settings.auth.clone());

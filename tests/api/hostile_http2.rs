@@ -138,11 +138,10 @@ async fn a_call_whose_stream_the_client_breaks_is_counted_apart() {
     assert!(again.already_published);
 }
 
-/// A connection that has sent the preface and empty SETTINGS, split.
+/// A connection that has done the HTTP/2 handshake, split.
 async fn raw_connection(addr: std::net::SocketAddr) -> (OwnedReadHalf, OwnedWriteHalf) {
     let (reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
-    writer.write_all(raw::PREFACE).await.unwrap();
-    writer.write_all(&raw::frame(raw::SETTINGS, 0, 0, &[])).await.unwrap();
+    writer.write_all(&raw::handshake()).await.unwrap();
     (reader, writer)
 }
 
@@ -184,9 +183,11 @@ async fn answers_stuck_on_a_closed_window_are_bounded_in_number_and_time() {
     report.assert_served();
 }
 
-/// Connections that never send the HTTP/2 preface, or only part of it.
+/// Connections that never send the HTTP/2 preface, only part of it, or
+/// never acknowledge the server's SETTINGS: all hold a file descriptor and
+/// do nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_that_never_complete_the_preface_are_closed() {
+async fn connections_that_never_complete_the_handshake_are_closed() {
     let app = TestApp::builder()
         .server_settings(|s| s.http2.handshake_timeout = Duration::from_millis(300))
         .spawn()
@@ -194,13 +195,20 @@ async fn connections_that_never_complete_the_preface_are_closed() {
     let victim = Victim::start(&app).await;
 
     let mut silent = Vec::new();
-    for i in 0..200 {
+    for i in 0..300 {
         let mut connection = TcpStream::connect(app.addr).await.unwrap();
-        if i % 2 == 1 {
-            connection.write_all(&raw::PREFACE[..16]).await.unwrap();
+        match i % 3 {
+            0 => {}
+            1 => connection.write_all(&raw::PREFACE[..16]).await.unwrap(),
+            _ => {
+                connection.write_all(raw::PREFACE).await.unwrap();
+                connection.write_all(&raw::frame(raw::SETTINGS, 0, 0, &[])).await.unwrap();
+            }
         }
         silent.push(connection);
     }
+    // A client that does the handshake stays connected.
+    let (mut polite, _writer) = raw_connection(app.addr).await;
     let closed = join_all(silent.into_iter().map(|mut connection| async move {
         let mut byte = [0u8; 64];
         // The server's SETTINGS may come first; then the end of the stream.
@@ -220,8 +228,13 @@ async fn connections_that_never_complete_the_preface_are_closed() {
 
     assert!(
         closed.iter().all(|&c| c),
-        "{} of 200 silent connections still open",
+        "{} of 300 silent connections still open",
         closed.iter().filter(|&&c| !c).count()
     );
+    // Twice the handshake timeout after it connected, it is still open.
+    let polite_closed = tokio::time::timeout(Duration::from_millis(600), async {
+        while raw::read_frame(&mut polite).await.is_some() {}
+    });
+    assert!(polite_closed.await.is_err(), "the connection that did the handshake was closed");
     report.assert_served();
 }

@@ -102,6 +102,7 @@ pub mod raw {
     pub const GOAWAY: u8 = 0x7;
     pub const WINDOW_UPDATE: u8 = 0x8;
     pub const END_STREAM: u8 = 0x1;
+    pub const ACK: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
     pub const FLOW_CONTROL_ERROR: u32 = 0x3;
     pub const ENHANCE_YOUR_CALM: u32 = 0xb;
@@ -120,6 +121,15 @@ pub mod raw {
             let at = if self.kind == GOAWAY { 4 } else { 0 };
             u32::from_be_bytes(self.payload[at..at + 4].try_into().unwrap())
         }
+    }
+
+    /// The client's side of the HTTP/2 handshake: the preface, empty
+    /// SETTINGS, and the acknowledgement of the server's SETTINGS.
+    pub fn handshake() -> Vec<u8> {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(frame(SETTINGS, 0, 0, &[]));
+        bytes.extend(frame(SETTINGS, ACK, 0, &[]));
+        bytes
     }
 
     /// The next frame, or `None` once the connection is closed.
