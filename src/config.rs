@@ -128,6 +128,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_HANDSHAKE_TIMEOUT", default_value = shown(defaults::HANDSHAKE_TIMEOUT), value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 
+    /// How long an answer may wait on the client's HTTP/2 flow-control
+    /// window before the connection is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_STALLED_ANSWER_TIMEOUT", default_value = shown(defaults::STALLED_ANSWER_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub stalled_answer_timeout: Duration,
+
     /// Age at which a connection is sent GOAWAY (clients reconnect).
     #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE", default_value = shown(defaults::MAX_CONNECTION_AGE), value_parser = humantime::parse_duration)]
     pub max_connection_age: Duration,
@@ -191,6 +196,7 @@ impl ServeArgs {
                 max_concurrent_streams: self.http2_max_concurrent_streams,
                 max_header_list_bytes: self.http2_max_header_list_bytes,
                 handshake_timeout: self.handshake_timeout,
+                stalled_answer_timeout: self.stalled_answer_timeout,
                 max_connection_age: self.max_connection_age,
                 max_connection_age_grace: self.max_connection_age_grace,
                 ..Http2Limits::default()

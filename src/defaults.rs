@@ -47,6 +47,9 @@ pub const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 /// preface and SETTINGS acknowledgement, or a TLS ClientHello) before it
 /// is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer may wait on the peer's flow-control window before the
+/// connection is closed: stops window starvation. Generous, for slow links.
+pub const STALLED_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Age at which a connection is asked to go away (GOAWAY); its calls in
 /// flight finish, new ones go to a new connection.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);

@@ -1,7 +1,8 @@
 //! Each accepted connection, guarded below HTTP/2 and TLS: it must complete
-//! its handshake within the handshake timeout, and it is closed at its
-//! maximum age plus grace, with whatever it still holds (streams stuck on a
-//! flow-control window the peer never opens, say).
+//! its handshake within the handshake timeout; it is closed when an answer
+//! has waited on the peer's flow-control window past the stalled-answer
+//! timeout (see `stalls`), and at its maximum age plus grace, with whatever
+//! it still holds.
 //!
 //! In plaintext the handshake is HTTP/2's: the client preface, then the
 //! client's acknowledgement of the server's SETTINGS, which every client
@@ -22,10 +23,13 @@ use std::{
 
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
     time::{Instant, Sleep, sleep_until},
 };
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::Connected;
+
+use super::stalls::{Registration, Registry};
 
 /// The HTTP/2 client preface (`PRI * HTTP/2.0…`) is 24 bytes; a TLS
 /// ClientHello is longer.
@@ -41,20 +45,55 @@ pub struct ConnectionDeadlines {
     pub handshake_timeout: Duration,
     /// From accept to the connection being closed regardless.
     pub max_lifetime: Duration,
+    /// How long an answer may wait on the peer's flow-control window.
+    pub stalled_answer_timeout: Duration,
     /// Whether connections speak HTTP/2 in the clear (no TLS), so that the
     /// HTTP/2 handshake can be followed.
     pub plaintext: bool,
 }
 
-/// `incoming`'s connections, each guarded by `deadlines`.
-pub fn guard<S, IO>(
+/// `incoming`'s connections, each guarded by `deadlines`, their answers
+/// watched in `answers`.
+pub fn guard<S>(
     incoming: S,
     deadlines: ConnectionDeadlines,
-) -> impl Stream<Item = io::Result<GuardedIo<IO>>>
+    answers: Registry,
+) -> impl Stream<Item = io::Result<GuardedIo<TcpStream>>>
 where
-    S: Stream<Item = io::Result<IO>>,
+    S: Stream<Item = io::Result<TcpStream>>,
 {
-    incoming.map(move |accepted| accepted.map(|io| GuardedIo::new(io, deadlines)))
+    incoming.map(move |accepted| {
+        accepted.map(|io| {
+            let answers = io.peer_addr().ok().map(|peer| answers.register(peer));
+            GuardedIo::new(io, deadlines, answers)
+        })
+    })
+}
+
+/// The answers of a connection, and when to look at them next.
+struct StallCheck {
+    answers: Registration,
+    timeout: Duration,
+    next: Pin<Box<Sleep>>,
+}
+
+impl StallCheck {
+    /// Often enough to close a starved connection within 1.25 timeouts.
+    fn period(&self) -> Duration {
+        (self.timeout / 4).max(Duration::from_millis(10))
+    }
+
+    /// Whether an answer has waited too long; registers for the next look.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.next.as_mut().poll(cx).is_ready() {
+            if self.answers.stalls.oldest().is_some_and(|since| since.elapsed() >= self.timeout) {
+                return true;
+            }
+            let next = Instant::now() + self.period();
+            self.next.as_mut().reset(next);
+        }
+        false
+    }
 }
 
 /// A connection that fails its reads once a deadline has passed, which
@@ -63,20 +102,28 @@ pub struct GuardedIo<IO> {
     io: IO,
     /// Until the handshake is done.
     handshake: Option<(Handshake, Pin<Box<Sleep>>)>,
+    stalls: Option<StallCheck>,
     end_of_life: Pin<Box<Sleep>>,
 }
 
 impl<IO> GuardedIo<IO> {
-    fn new(io: IO, deadlines: ConnectionDeadlines) -> Self {
+    fn new(io: IO, deadlines: ConnectionDeadlines, answers: Option<Registration>) -> Self {
         let accepted = Instant::now();
         let handshake = Handshake {
             preface_left: PREFACE_BYTES,
             follow_frames: deadlines.plaintext,
             ..Handshake::default()
         };
+        let timeout = deadlines.stalled_answer_timeout;
+        let stalls = answers.map(|answers| StallCheck {
+            answers,
+            timeout,
+            next: Box::pin(sleep_until(accepted + timeout)),
+        });
         Self {
             io,
             handshake: Some((handshake, Box::pin(sleep_until(accepted + deadlines.handshake_timeout)))),
+            stalls,
             end_of_life: Box::pin(sleep_until(accepted + deadlines.max_lifetime)),
         }
     }
@@ -92,6 +139,12 @@ impl<IO> GuardedIo<IO> {
         {
             tracing::debug!("closing a connection that did not complete its handshake in time");
             return Err(io::Error::new(io::ErrorKind::TimedOut, "no handshake within the timeout"));
+        }
+        if let Some(stalls) = &mut self.stalls
+            && stalls.stalled(cx)
+        {
+            tracing::debug!("closing a connection whose answer waited too long on its flow-control window");
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "an answer stalled on flow control"));
         }
         Ok(())
     }

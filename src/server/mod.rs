@@ -8,6 +8,7 @@
 mod connection;
 mod limits;
 mod observe;
+mod stalls;
 mod stream_errors;
 mod tls;
 
@@ -29,6 +30,7 @@ use self::{
     connection::ConnectionDeadlines,
     limits::{CallLimitsLayer, MessageWait},
     observe::ObserveLayer,
+    stalls::StallsLayer,
 };
 pub use crate::auth::BearerTokens;
 use crate::{
@@ -80,6 +82,9 @@ pub struct Http2Limits {
     /// From accept to the HTTP/2 preface and SETTINGS acknowledgement (in
     /// plaintext) or the first bytes of the TLS handshake.
     pub handshake_timeout: Duration,
+    /// How long an answer may wait on the peer's flow-control window before
+    /// its connection is closed.
+    pub stalled_answer_timeout: Duration,
     /// After this a connection gets GOAWAY ...
     pub max_connection_age: Duration,
     /// ... and this long after that it is closed with whatever is left.
@@ -94,6 +99,7 @@ impl Default for Http2Limits {
             max_pending_accept_reset_streams: defaults::HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
             max_header_list_bytes: defaults::HTTP2_MAX_HEADER_LIST_BYTES,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            stalled_answer_timeout: defaults::STALLED_ANSWER_TIMEOUT,
             max_connection_age: defaults::MAX_CONNECTION_AGE,
             max_connection_age_grace: defaults::MAX_CONNECTION_AGE_GRACE,
         }
@@ -200,8 +206,11 @@ pub async fn serve(
         handshake_timeout: settings.http2.handshake_timeout,
         max_lifetime: settings.http2.max_connection_age + settings.http2.max_connection_age_grace,
         plaintext: settings.tls.is_none(),
+        stalled_answer_timeout: settings.http2.stalled_answer_timeout,
     };
-    let incoming = connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines);
+    let answers = stalls::Registry::default();
+    let incoming =
+        connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines, answers.clone());
     let auth = Authenticator::new(settings.auth.clone());
     let message_wait =
         MessageWait { timeout: settings.request_message_timeout, max_bytes: settings.max_message_size };
@@ -210,6 +219,7 @@ pub async fn serve(
     let server = transport
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
+        .layer(StallsLayer::new(answers))
         .layer(CallLimitsLayer::new(settings.request_timeout, message_wait, settings.max_concurrent_calls))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))

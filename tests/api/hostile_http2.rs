@@ -14,8 +14,10 @@ use tokio::{
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
 };
+use tonic::codegen::http;
 
 use crate::support::{
+    health::ServingStatus,
     http2::{Attacker, GET_DRAFT, PUBLISH_DRAFT, Victim, grpc_message, grpc_status, raw},
     metrics::{sample, scrape_text},
     *,
@@ -146,41 +148,71 @@ async fn raw_connection(addr: std::net::SocketAddr) -> (OwnedReadHalf, OwnedWrit
 }
 
 /// Window starvation: the client never opens its receive window, so no
-/// answer can be sent and every stream stays open.
+/// answer can be sent and every stream stays open, while the client answers
+/// PINGs. The connection may hold only so many streams, and is closed once
+/// an answer has waited on it too long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_stuck_on_a_closed_window_are_bounded_in_number_and_time() {
+async fn a_connection_whose_answers_stall_on_a_closed_window_is_closed() {
     let app = TestApp::builder()
         .server_settings(|s| {
             s.http2.max_concurrent_streams = 20;
+            s.http2.stalled_answer_timeout = Duration::from_millis(500);
+        })
+        .spawn()
+        .await;
+    let victim = Victim::start(&app).await;
+    // A stream that waits on the service, not on the window, is not stalled.
+    let mut watch = app.watch_health("").await;
+    watch.until(ServingStatus::Serving, Duration::from_secs(5)).await;
+
+    let (mut attacker, _answers) = starve(&app, 20).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), &mut attacker.connection).await;
+    let report = victim.stop().await;
+
+    assert!(closed.is_ok(), "the starved connection was not closed");
+    assert!(watch.open_throughout(Duration::from_millis(700)).await, "an idle Watch was taken for stalled");
+    report.assert_served();
+}
+
+/// Whatever it holds, a connection ends at its maximum age plus grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_ends_at_its_age_plus_grace_whatever_it_holds() {
+    let app = TestApp::builder()
+        .server_settings(|s| {
             s.http2.max_connection_age = Duration::from_millis(1500);
             s.http2.max_connection_age_grace = Duration::from_millis(500);
         })
         .spawn()
         .await;
     let victim = Victim::start(&app).await;
-    let draft = app.complete_draft(&new_id()).await;
 
-    let mut builder = h2::client::Builder::new();
-    builder.initial_window_size(0);
-    let mut attacker = Attacker::connect(app.addr, &builder).await;
-    assert_eq!(attacker.send.current_max_send_streams(), 20);
-    let mut heads = Vec::new();
-    for _ in 0..20 {
-        heads.push(attacker.call(app.addr, GET_DRAFT, grpc_message(&draft.get_request())).await);
-    }
-    // Heads answered, bodies held back by the closed window: every stream
-    // the connection may have stays open.
-    let answered = tokio::time::timeout(Duration::from_secs(2), join_all(heads)).await.expect("heads");
-    for head in &answered {
-        let head = head.as_ref().expect("an answer's head");
-        assert_eq!(grpc_status(head), None, "not trailers-only: the draft follows in DATA: {head:?}");
-    }
+    let (mut attacker, _answers) = starve(&app, 20).await;
     let closed = tokio::time::timeout(Duration::from_secs(5), &mut attacker.connection).await;
     let report = victim.stop().await;
 
     assert!(closed.is_ok(), "the starved connection was not closed at its age and grace");
     // The victim's own connection aged as well, and moved on unharmed.
     report.assert_served();
+}
+
+/// A connection that never opens its receive window, with `streams` calls
+/// whose answers' heads came and whose bodies cannot. Dropping an answer
+/// would reset its stream: they are returned with the connection.
+async fn starve(app: &TestApp, streams: usize) -> (Attacker, Vec<http::Response<h2::RecvStream>>) {
+    let draft = app.complete_draft(&new_id()).await;
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(0);
+    let mut attacker = Attacker::connect(app.addr, &builder).await;
+    let mut heads = Vec::new();
+    for _ in 0..streams {
+        heads.push(attacker.call(app.addr, GET_DRAFT, grpc_message(&draft.get_request())).await);
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(2), join_all(heads)).await.expect("heads");
+    let answers: Vec<_> = answered.into_iter().map(|head| head.expect("an answer's head")).collect();
+    for answer in &answers {
+        assert_eq!(grpc_status(answer), None, "not trailers-only: the draft follows in DATA: {answer:?}");
+    }
+    (attacker, answers)
 }
 
 /// Connections that never send the HTTP/2 preface, only part of it, or
