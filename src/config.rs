@@ -133,6 +133,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_STALLED_ANSWER_TIMEOUT", default_value = shown(defaults::STALLED_ANSWER_TIMEOUT), value_parser = humantime::parse_duration)]
     pub stalled_answer_timeout: Duration,
 
+    /// Answers that may wait on clients' flow-control windows at once, across
+    /// all connections; beyond, the connection with the most is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_STALLED_ANSWERS", default_value_t = defaults::MAX_STALLED_ANSWERS)]
+    pub max_stalled_answers: usize,
+
     /// Age at which a connection is sent GOAWAY (clients reconnect).
     #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE", default_value = shown(defaults::MAX_CONNECTION_AGE), value_parser = humantime::parse_duration)]
     pub max_connection_age: Duration,
@@ -197,6 +202,7 @@ impl ServeArgs {
                 max_header_list_bytes: self.http2_max_header_list_bytes,
                 handshake_timeout: self.handshake_timeout,
                 stalled_answer_timeout: self.stalled_answer_timeout,
+                max_stalled_answers: self.max_stalled_answers,
                 max_connection_age: self.max_connection_age,
                 max_connection_age_grace: self.max_connection_age_grace,
                 ..Http2Limits::default()

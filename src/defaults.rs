@@ -50,6 +50,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an answer may wait on the peer's flow-control window before the
 /// connection is closed: stops window starvation. Generous, for slow links.
 pub const STALLED_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Answers that may wait on their clients' flow-control windows at once,
+/// server-wide; beyond, the connection with the most is closed. Bounds the
+/// memory window starvation can pin across many connections.
+pub const MAX_STALLED_ANSWERS: usize = 1024;
 /// Age at which a connection is asked to go away (GOAWAY); its calls in
 /// flight finish, new ones go to a new connection.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);

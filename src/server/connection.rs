@@ -83,8 +83,12 @@ impl StallCheck {
         (self.timeout / 4).max(Duration::from_millis(10))
     }
 
-    /// Whether an answer has waited too long; registers for the next look.
+    /// Whether an answer has waited too long, or the connection must go
+    /// because too many answers wait; registers for the next look.
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.answers.stalls.evicted(cx.waker()) {
+            return true;
+        }
         while self.next.as_mut().poll(cx).is_ready() {
             if self.answers.stalls.oldest().is_some_and(|since| since.elapsed() >= self.timeout) {
                 return true;
@@ -143,7 +147,7 @@ impl<IO> GuardedIo<IO> {
         if let Some(stalls) = &mut self.stalls
             && stalls.stalled(cx)
         {
-            tracing::debug!("closing a connection whose answer waited too long on its flow-control window");
+            tracing::debug!("closing a connection whose answers wait on its flow-control window");
             return Err(io::Error::new(io::ErrorKind::TimedOut, "an answer stalled on flow control"));
         }
         Ok(())

@@ -85,6 +85,9 @@ pub struct Http2Limits {
     /// How long an answer may wait on the peer's flow-control window before
     /// its connection is closed.
     pub stalled_answer_timeout: Duration,
+    /// Answers that may wait on their peers' windows, server-wide, before
+    /// the connection with the most of them is closed.
+    pub max_stalled_answers: usize,
     /// After this a connection gets GOAWAY ...
     pub max_connection_age: Duration,
     /// ... and this long after that it is closed with whatever is left.
@@ -100,6 +103,7 @@ impl Default for Http2Limits {
             max_header_list_bytes: defaults::HTTP2_MAX_HEADER_LIST_BYTES,
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
             stalled_answer_timeout: defaults::STALLED_ANSWER_TIMEOUT,
+            max_stalled_answers: defaults::MAX_STALLED_ANSWERS,
             max_connection_age: defaults::MAX_CONNECTION_AGE,
             max_connection_age_grace: defaults::MAX_CONNECTION_AGE_GRACE,
         }
@@ -208,7 +212,7 @@ pub async fn serve(
         plaintext: settings.tls.is_none(),
         stalled_answer_timeout: settings.http2.stalled_answer_timeout,
     };
-    let answers = stalls::Registry::default();
+    let answers = stalls::Registry::new(settings.http2.max_stalled_answers);
     let incoming =
         connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines, answers.clone());
     let auth = Authenticator::new(settings.auth.clone());

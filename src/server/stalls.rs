@@ -8,14 +8,19 @@
 //! from the moment it is handed to hyper, and again after each piece of
 //! body hyper takes, until hyper asks for more. `connection` closes a
 //! connection whose longest-waiting answer has waited past the stalled
-//! answer timeout, which frees all it holds.
+//! answer timeout, which frees all it holds. That bounds how long; to bound
+//! how many (memory, across many connections), once more answers wait than
+//! the server allows, the connection with the most waiting is closed too.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, hash_map::Entry},
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-    task::{Context, Poll},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, Waker},
     time::Instant,
 };
 
@@ -29,24 +34,60 @@ use tonic::{
 use tower::{Layer, Service};
 
 /// The answers of every open connection, by peer address.
-#[derive(Debug, Clone, Default)]
-pub struct Registry(Arc<Mutex<HashMap<SocketAddr, Stalls>>>);
+#[derive(Debug, Clone)]
+pub struct Registry {
+    connections: Arc<Mutex<HashMap<SocketAddr, Stalls>>>,
+    /// Answers waiting on their peers, on all connections.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Registry {
+    /// Beyond `max_waiting` answers waiting on their peers, connections are
+    /// closed, the one with the most first.
+    pub fn new(max_waiting: usize) -> Self {
+        Self { connections: Arc::default(), waiting: Arc::default(), max_waiting }
+    }
+
     /// Tracks the answers of the connection from `peer` until the
     /// registration is dropped.
     pub fn register(&self, peer: SocketAddr) -> Registration {
-        let stalls = Stalls::default();
-        lock(&self.0).insert(peer, stalls.clone());
+        let stalls = Stalls(Arc::new(Connection { total: self.waiting.clone(), ..Connection::default() }));
+        lock(&self.connections).insert(peer, stalls.clone());
         Registration { registry: self.clone(), peer, stalls }
     }
 
     fn find(&self, peer: SocketAddr) -> Option<Stalls> {
-        lock(&self.0).get(&peer).cloned()
+        lock(&self.connections).get(&peer).cloned()
+    }
+
+    /// Over the limit, closes the connection with the most waiting answers,
+    /// counting those of connections already closing as gone.
+    fn enforce_limit(&self) {
+        if self.waiting.load(Ordering::Relaxed) <= self.max_waiting {
+            return;
+        }
+        let connections = lock(&self.connections);
+        let (closing, open): (Vec<_>, Vec<_>) =
+            connections.values().partition(|stalls| stalls.0.evicted.load(Ordering::Relaxed));
+        let released: usize = closing.iter().map(|stalls| stalls.waiting()).sum();
+        if self.waiting.load(Ordering::Relaxed).saturating_sub(released) <= self.max_waiting {
+            return;
+        }
+        if let Some(worst) = open.into_iter().max_by_key(|stalls| stalls.waiting()) {
+            tracing::debug!(
+                waiting = worst.waiting(),
+                "too many answers wait on their peers: closing the connection with the most"
+            );
+            worst.0.evicted.store(true, Ordering::Relaxed);
+            if let Some(waker) = lock(&worst.0.waker).take() {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -58,13 +99,24 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.registry.0).remove(&self.peer);
+        lock(&self.registry.connections).remove(&self.peer);
     }
 }
 
 /// One connection's answers that wait on the peer, and since when.
-#[derive(Debug, Clone, Default)]
-pub struct Stalls(Arc<Mutex<Waiting>>);
+#[derive(Debug, Clone)]
+pub struct Stalls(Arc<Connection>);
+
+#[derive(Debug, Default)]
+struct Connection {
+    waiting: Mutex<Waiting>,
+    /// The server's count of waiting answers, which this one's are part of.
+    total: Arc<AtomicUsize>,
+    /// Set when the connection must close to bring that count down.
+    evicted: AtomicBool,
+    /// Wakes the connection's task to close it.
+    waker: Mutex<Option<Waker>>,
+}
 
 #[derive(Debug, Default)]
 struct Waiting {
@@ -73,28 +125,46 @@ struct Waiting {
 }
 
 impl Stalls {
+    fn waiting(&self) -> usize {
+        lock(&self.0.waiting).since.len()
+    }
+
     /// When the answer that has waited longest began to wait.
     pub fn oldest(&self) -> Option<Instant> {
-        lock(&self.0).since.values().min().copied()
+        lock(&self.0.waiting).since.values().min().copied()
+    }
+
+    /// Whether the connection must close to bring the server's count of
+    /// waiting answers down; wakes `waker` when it must.
+    pub fn evicted(&self, waker: &Waker) -> bool {
+        let mut slot = lock(&self.0.waker);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+        self.0.evicted.load(Ordering::Relaxed)
     }
 
     fn watch(&self, body: Body) -> Body {
         let id = {
-            let mut waiting = lock(&self.0);
+            let mut waiting = lock(&self.0.waiting);
             waiting.next_id += 1;
-            let id = waiting.next_id;
-            waiting.since.insert(id, Instant::now());
-            id
+            waiting.next_id
         };
+        self.waits(id);
         Body::new(Watched { body, stalls: self.clone(), id })
     }
 
     fn waits(&self, id: u64) {
-        lock(&self.0).since.entry(id).or_insert_with(Instant::now);
+        if let Entry::Vacant(vacant) = lock(&self.0.waiting).since.entry(id) {
+            vacant.insert(Instant::now());
+            self.0.total.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn not_waiting(&self, id: u64) {
-        lock(&self.0).since.remove(&id);
+        if lock(&self.0.waiting).since.remove(&id).is_some() {
+            self.0.total.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -187,11 +257,16 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let stalls = peer(&request).and_then(|peer| self.registry.find(peer));
+        let registry = self.registry.clone();
         let answer = self.inner.call(request);
         Box::pin(async move {
             let answer = answer.await?;
             Ok(match stalls {
-                Some(stalls) => answer.map(|body| stalls.watch(body)),
+                Some(stalls) => {
+                    let answer = answer.map(|body| stalls.watch(body));
+                    registry.enforce_limit();
+                    answer
+                }
                 None => answer,
             })
         })

@@ -174,6 +174,30 @@ async fn a_connection_whose_answers_stall_on_a_closed_window_is_closed() {
     report.assert_served();
 }
 
+/// Many starving connections, each within its own limits: beyond the
+/// answers the server lets wait at once, the connection with the most goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_stalled_answers_close_the_connection_holding_most() {
+    let app = TestApp::builder()
+        .server_settings(|s| {
+            s.http2.max_concurrent_streams = 20;
+            s.http2.max_stalled_answers = 30;
+        })
+        .spawn()
+        .await;
+    let victim = Victim::start(&app).await;
+
+    let (mut first, _first_answers) = starve(&app, 20).await;
+    let (mut second, _second_answers) = starve(&app, 10).await;
+    let first_closed = tokio::time::timeout(Duration::from_secs(5), &mut first.connection).await;
+    let report = victim.stop().await;
+
+    assert!(first_closed.is_ok(), "31 answers waited and the connection with 20 stayed");
+    let second_closed = tokio::time::timeout(Duration::from_millis(300), &mut second.connection).await;
+    assert!(second_closed.is_err(), "the connection with 10, under the limit by then, was closed too");
+    report.assert_served();
+}
+
 /// Whatever it holds, a connection ends at its maximum age plus grace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_ends_at_its_age_plus_grace_whatever_it_holds() {
