@@ -99,7 +99,11 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.registry.connections).remove(&self.peer);
+        let mut connections = lock(&self.registry.connections);
+        // A new connection from the same address may have replaced this one.
+        if connections.get(&self.peer).is_some_and(|stalls| Arc::ptr_eq(&stalls.0, &self.stalls.0)) {
+            connections.remove(&self.peer);
+        }
     }
 }
 
