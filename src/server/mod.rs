@@ -3,9 +3,12 @@
 //! and runs it (with the metrics listener, when configured) until shutdown,
 //! then drains the calls in flight for at most the grace period.
 //!
-//! `limits`, `observe` and `tls` hold the parts; this file only wires them.
+//! `connection` (handshake, stalls, end of life), `stalls`, `limits`,
+//! `observe` with `stream_errors`, and `tls` hold the parts, `http2` the
+//! connection limits; this file only wires them.
 
 mod connection;
+mod http2;
 mod limits;
 mod observe;
 mod stalls;
@@ -16,21 +19,25 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{oneshot, watch},
 };
+use tokio_stream::Stream;
 use tonic::{
     service::interceptor::InterceptedService,
     transport::{Server, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
 
-pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{
-    connection::ConnectionDeadlines,
+    connection::{ConnectionDeadlines, GuardedIo},
     limits::{CallLimitsLayer, MessageWait},
     observe::ObserveLayer,
     stalls::StallsLayer,
+};
+pub use self::{
+    http2::Http2Limits,
+    tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings},
 };
 pub use crate::auth::BearerTokens;
 use crate::{
@@ -67,47 +74,6 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
     /// HTTP/2 limits of each connection.
     pub http2: Http2Limits,
-}
-
-/// What one HTTP/2 connection may hold or provoke; each bound stops an
-/// attack (see docs/operating.md). hyper has defaults for some of these, but
-/// tonic passes "unlimited" unless told, so every one is set explicitly.
-#[derive(Debug, Clone)]
-pub struct Http2Limits {
-    /// Advertised as `SETTINGS_MAX_CONCURRENT_STREAMS`.
-    pub max_concurrent_streams: u32,
-    pub max_local_error_reset_streams: usize,
-    pub max_pending_accept_reset_streams: usize,
-    pub max_header_list_bytes: u32,
-    /// From accept to the HTTP/2 preface and SETTINGS acknowledgement (in
-    /// plaintext) or the first bytes of the TLS handshake.
-    pub handshake_timeout: Duration,
-    /// How long an answer may wait on the peer's flow-control window before
-    /// its connection is closed.
-    pub stalled_answer_timeout: Duration,
-    /// Answers that may wait on their peers' windows, server-wide, before
-    /// the connection with the most of them is closed.
-    pub max_stalled_answers: usize,
-    /// After this a connection gets GOAWAY ...
-    pub max_connection_age: Duration,
-    /// ... and this long after that it is closed with whatever is left.
-    pub max_connection_age_grace: Duration,
-}
-
-impl Default for Http2Limits {
-    fn default() -> Self {
-        Self {
-            max_concurrent_streams: defaults::HTTP2_MAX_CONCURRENT_STREAMS,
-            max_local_error_reset_streams: defaults::HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,
-            max_pending_accept_reset_streams: defaults::HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
-            max_header_list_bytes: defaults::HTTP2_MAX_HEADER_LIST_BYTES,
-            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
-            stalled_answer_timeout: defaults::STALLED_ANSWER_TIMEOUT,
-            max_stalled_answers: defaults::MAX_STALLED_ANSWERS,
-            max_connection_age: defaults::MAX_CONNECTION_AGE,
-            max_connection_age_grace: defaults::MAX_CONNECTION_AGE_GRACE,
-        }
-    }
 }
 
 impl Default for ServerSettings {
@@ -203,18 +169,8 @@ pub async fn serve(
         authentication = settings.auth.is_some(),
         "serving gRPC"
     );
-    // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
-    // Nagle's algorithm holds a small answer back until the client
-    // acknowledges the previous one: milliseconds per call.
-    let deadlines = ConnectionDeadlines {
-        handshake_timeout: settings.http2.handshake_timeout,
-        max_lifetime: settings.http2.max_connection_age + settings.http2.max_connection_age_grace,
-        plaintext: settings.tls.is_none(),
-        stalled_answer_timeout: settings.http2.stalled_answer_timeout,
-    };
     let answers = stalls::Registry::new(settings.http2.max_stalled_answers);
-    let incoming =
-        connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines, answers.clone());
+    let incoming = guarded(listener, &settings, answers.clone());
     let auth = Authenticator::new(settings.auth.clone());
     let message_wait =
         MessageWait { timeout: settings.request_message_timeout, max_bytes: settings.max_message_size };
@@ -261,6 +217,25 @@ pub async fn serve(
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listener's connections, each guarded (see `connection`), their
+/// answers watched in `answers`.
+fn guarded(
+    listener: TcpListener,
+    settings: &ServerSettings,
+    answers: stalls::Registry,
+) -> impl Stream<Item = std::io::Result<GuardedIo<TcpStream>>> {
+    let deadlines = ConnectionDeadlines {
+        handshake_timeout: settings.http2.handshake_timeout,
+        max_lifetime: settings.http2.max_connection_age + settings.http2.max_connection_age_grace,
+        plaintext: settings.tls.is_none(),
+        stalled_answer_timeout: settings.http2.stalled_answer_timeout,
+    };
+    // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
+    // Nagle's algorithm holds a small answer back until the client
+    // acknowledges the previous one: milliseconds per call.
+    connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines, answers)
 }
 
 /// The transport: HTTP/2 keepalive and limits, and TLS.
