@@ -122,9 +122,9 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_MAX_HEADER_LIST_BYTES", default_value_t = defaults::HTTP2_MAX_HEADER_LIST_BYTES)]
     pub http2_max_header_list_bytes: u32,
 
-    /// How long a new connection may take over its handshake (in plaintext
-    /// the HTTP/2 preface and SETTINGS acknowledgement, under TLS its first
-    /// bytes) before it is closed.
+    /// How long a new connection may take over its handshake (TLS if any,
+    /// the HTTP/2 preface and the SETTINGS acknowledgement) before it is
+    /// closed.
     #[arg(long, env = "DRAFT_PUBLISHER_HANDSHAKE_TIMEOUT", default_value = shown(defaults::HANDSHAKE_TIMEOUT), value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 

@@ -43,9 +43,8 @@ pub const HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 pub const HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// Largest header list (request metadata) accepted, in bytes (16 KiB).
 pub const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
-/// How long a new connection may take over its handshake (the HTTP/2
-/// preface and SETTINGS acknowledgement, or a TLS ClientHello) before it
-/// is closed.
+/// How long a new connection may take over its handshake (TLS if any, the
+/// HTTP/2 preface and the SETTINGS acknowledgement) before it is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an answer may wait on the peer's flow-control window before the
 /// connection is closed: stops window starvation. Generous, for slow links.

@@ -2,14 +2,8 @@
 //! its handshake within the handshake timeout; it is closed when an answer
 //! has waited on the peer's flow-control window past the stalled-answer
 //! timeout (see `stalls`), and at its maximum age plus grace, with whatever
-//! it still holds.
-//!
-//! In plaintext the handshake is HTTP/2's: the client preface, then the
-//! client's acknowledgement of the server's SETTINGS, which every client
-//! sends at once (RFC 9113 §6.5.3) and a peer that merely holds connections
-//! open does not. Under TLS the bytes are opaque here: the first ones (the
-//! ClientHello) must arrive in time, and the TLS handshake has a timeout of
-//! its own.
+//! it still holds. What counts as done with the handshake, in plaintext
+//! and under TLS, is `handshake`'s to say.
 //!
 //! The GOAWAY at the maximum age is tonic's; closing at age + grace is done
 //! here because tonic 0.14, given a grace, skips that GOAWAY.
@@ -29,14 +23,10 @@ use tokio::{
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::Connected;
 
-use super::stalls::{Registration, Registry};
-
-/// The HTTP/2 client preface (`PRI * HTTP/2.0…`) is 24 bytes; a TLS
-/// ClientHello is longer.
-const PREFACE_BYTES: usize = 24;
-const FRAME_HEADER_BYTES: usize = 9;
-const SETTINGS: u8 = 0x4;
-const ACK: u8 = 0x1;
+use super::{
+    handshake::Handshake,
+    stalls::{Registration, Registry},
+};
 
 /// The deadlines of every connection.
 #[derive(Debug, Clone, Copy)]
@@ -47,8 +37,7 @@ pub struct ConnectionDeadlines {
     pub max_lifetime: Duration,
     /// How long an answer may wait on the peer's flow-control window.
     pub stalled_answer_timeout: Duration,
-    /// Whether connections speak HTTP/2 in the clear (no TLS), so that the
-    /// HTTP/2 handshake can be followed.
+    /// Whether connections speak HTTP/2 in the clear, or over TLS.
     pub plaintext: bool,
 }
 
@@ -113,11 +102,7 @@ pub struct GuardedIo<IO> {
 impl<IO> GuardedIo<IO> {
     fn new(io: IO, deadlines: ConnectionDeadlines, answers: Option<Registration>) -> Self {
         let accepted = Instant::now();
-        let handshake = Handshake {
-            preface_left: PREFACE_BYTES,
-            follow_frames: deadlines.plaintext,
-            ..Handshake::default()
-        };
+        let handshake = if deadlines.plaintext { Handshake::plaintext() } else { Handshake::tls() };
         let timeout = deadlines.stalled_answer_timeout;
         let stalls = answers.map(|answers| StallCheck {
             answers,
@@ -198,54 +183,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for GuardedIo<IO> {
     }
 }
 
-/// How far a connection is through its handshake, from the bytes it sent.
-#[derive(Debug, Default)]
-struct Handshake {
-    preface_left: usize,
-    /// Whether to look for the SETTINGS acknowledgement after the preface.
-    follow_frames: bool,
-    header: [u8; FRAME_HEADER_BYTES],
-    header_read: usize,
-    /// Payload bytes of the current frame still to skip.
-    payload_left: usize,
-}
-
-impl Handshake {
-    /// Takes the next bytes read; whether the handshake is done.
-    fn read(&mut self, mut bytes: &[u8]) -> bool {
-        let preface = self.preface_left.min(bytes.len());
-        self.preface_left -= preface;
-        bytes = &bytes[preface..];
-        if self.preface_left > 0 {
-            return false;
-        }
-        if !self.follow_frames {
-            return true;
-        }
-        while !bytes.is_empty() {
-            if self.payload_left > 0 {
-                let skipped = self.payload_left.min(bytes.len());
-                self.payload_left -= skipped;
-                bytes = &bytes[skipped..];
-                continue;
-            }
-            let taken = (FRAME_HEADER_BYTES - self.header_read).min(bytes.len());
-            self.header[self.header_read..self.header_read + taken].copy_from_slice(&bytes[..taken]);
-            self.header_read += taken;
-            bytes = &bytes[taken..];
-            if self.header_read == FRAME_HEADER_BYTES {
-                let [l0, l1, l2, kind, flags, ..] = self.header;
-                if kind == SETTINGS && flags & ACK != 0 {
-                    return true;
-                }
-                self.payload_left = u32::from_be_bytes([0, l0, l1, l2]) as usize;
-                self.header_read = 0;
-            }
-        }
-        false
-    }
-}
-
 /// What tonic puts in each request's extensions stays the plain
 /// connection's (`remote_addr`, peer certificates).
 impl<IO: Connected> Connected for GuardedIo<IO> {
@@ -253,38 +190,5 @@ impl<IO: Connected> Connected for GuardedIo<IO> {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.io.connect_info()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-    fn plaintext() -> Handshake {
-        Handshake { preface_left: PREFACE_BYTES, follow_frames: true, ..Handshake::default() }
-    }
-
-    #[test]
-    fn plaintext_handshake_ends_with_the_settings_acknowledgement_in_any_split() {
-        let mut bytes = PREFACE.to_vec();
-        bytes.extend([0, 0, 6, SETTINGS, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]); // SETTINGS
-        bytes.extend([0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]); // WINDOW_UPDATE
-        let ack = [0, 0, 0, SETTINGS, ACK, 0, 0, 0, 0];
-        for split in 0..bytes.len() {
-            let mut handshake = plaintext();
-            assert!(!handshake.read(&bytes[..split]));
-            assert!(!handshake.read(&bytes[split..]), "done without the acknowledgement");
-            assert!(!handshake.read(&ack[..5]));
-            assert!(handshake.read(&ack[5..]));
-        }
-    }
-
-    #[test]
-    fn under_tls_the_first_bytes_are_enough() {
-        let mut handshake = Handshake { preface_left: PREFACE_BYTES, ..Handshake::default() };
-        assert!(!handshake.read(&[0x16; 23]));
-        assert!(handshake.read(&[0x16]));
     }
 }

@@ -16,8 +16,7 @@ pub struct Http2Limits {
     pub max_local_error_reset_streams: usize,
     pub max_pending_accept_reset_streams: usize,
     pub max_header_list_bytes: u32,
-    /// From accept to the HTTP/2 preface and SETTINGS acknowledgement (in
-    /// plaintext) or the first bytes of the TLS handshake.
+    /// From accept to the end of the handshake (see `handshake`).
     pub handshake_timeout: Duration,
     /// How long an answer may wait on the peer's flow-control window before
     /// its connection is closed.

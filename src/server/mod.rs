@@ -8,6 +8,7 @@
 //! connection limits; this file only wires them.
 
 mod connection;
+mod handshake;
 mod http2;
 mod limits;
 mod observe;
