@@ -276,3 +276,74 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, task::Waker};
+
+    use http_body::Body as _;
+
+    use super::*;
+
+    /// A body that answers its polls from a script.
+    struct Scripted(VecDeque<Poll<Option<Frame<Bytes>>>>);
+
+    impl http_body::Body for Scripted {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            self.0.pop_front().unwrap_or(Poll::Ready(None)).map(|frame| frame.map(Ok))
+        }
+    }
+
+    fn data() -> Poll<Option<Frame<Bytes>>> {
+        Poll::Ready(Some(Frame::data(Bytes::from_static(b"draft"))))
+    }
+
+    fn poll(body: &mut Body) {
+        let _ = Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop()));
+    }
+
+    fn peer(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn an_answer_waits_on_the_peer_only_while_hyper_holds_its_data() {
+        let registry = Registry::new(10);
+        let connection = registry.register(peer(1));
+        let stalls = &connection.stalls;
+        let script = [data(), Poll::Pending, data(), Poll::Ready(None)];
+        let mut body = stalls.watch(Body::new(Scripted(script.into())));
+
+        assert!(stalls.oldest().is_some(), "handed to hyper, not yet taken");
+        poll(&mut body);
+        assert!(stalls.oldest().is_some(), "data taken, hyper waits for the window");
+        poll(&mut body);
+        assert_eq!(stalls.oldest(), None, "the service's turn");
+        poll(&mut body);
+        assert!(stalls.oldest().is_some());
+        drop(body);
+        assert_eq!(stalls.oldest(), None);
+        assert_eq!(registry.waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn over_the_limit_the_connection_with_the_most_waiting_is_evicted_once() {
+        let registry = Registry::new(3);
+        let (few, most) = (registry.register(peer(1)), registry.register(peer(2)));
+        let answer = || Body::new(Scripted(VecDeque::from([data()])));
+        let _few: Vec<_> = (0..1).map(|_| few.stalls.watch(answer())).collect();
+        let _most: Vec<_> = (0..3).map(|_| most.stalls.watch(answer())).collect();
+
+        registry.enforce_limit();
+        registry.enforce_limit(); // the evicted connection's answers count as gone
+
+        assert!(most.stalls.evicted(Waker::noop()));
+        assert!(!few.stalls.evicted(Waker::noop()));
+    }
+}
