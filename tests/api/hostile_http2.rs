@@ -100,6 +100,43 @@ async fn a_client_provoking_stream_resets_is_disconnected() {
     assert!(!metrics.contains("code=\"INTERNAL\""), "client errors counted as INTERNAL:\n{metrics}");
 }
 
+/// Rapid reset (CVE-2023-44487): streams opened and cancelled at once, so
+/// that the server starts work the client never waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resetting_streams_as_fast_as_it_opens_them_is_disconnected() {
+    let app = TestApp::spawn().await;
+    let victim = Victim::start(&app).await;
+    let headers = raw::grpc_headers(&app.addr.to_string(), GET_DRAFT);
+
+    let (mut reader, mut writer) = raw_connection(app.addr).await;
+    let frames = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(frame) = raw::read_frame(&mut reader).await {
+            frames.push(frame);
+        }
+        frames
+    });
+    let mut sent = 0;
+    for stream in (1..200_000u32).step_by(2) {
+        let mut attack = raw::frame(raw::HEADERS, raw::END_HEADERS, stream, &headers);
+        attack.extend(raw::frame(raw::RST_STREAM, 0, stream, &raw::CANCEL.to_be_bytes()));
+        if writer.write_all(&attack).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let frames = tokio::time::timeout(Duration::from_secs(5), frames)
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    let report = victim.stop().await;
+
+    report.assert_served();
+    let go_away = frames.iter().find(|f| f.kind == raw::GOAWAY).expect("a GOAWAY");
+    assert_eq!(go_away.error_code(), raw::ENHANCE_YOUR_CALM, "after {sent} streams");
+    assert!(sent < 100_000, "the server read all {sent} streams");
+}
+
 /// A call in flight whose stream the client breaks is not a call the
 /// service failed: it is counted apart, never as INTERNAL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

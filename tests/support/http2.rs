@@ -105,6 +105,7 @@ pub mod raw {
     pub const ACK: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
     pub const FLOW_CONTROL_ERROR: u32 = 0x3;
+    pub const CANCEL: u32 = 0x8;
     pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
     /// A frame as read: type, stream and payload.
