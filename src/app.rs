@@ -7,12 +7,16 @@ use std::sync::{
 };
 
 use crate::{
+    cache::{CacheStats, PublishedCache},
+    defaults,
     domain::{
         Clock, Cursor, Draft, DraftId, DraftPatch, Event, EventId, NewDraft, OrganizationId, PageSize,
         PageToken, StatusFilter, Timestamp,
     },
+    domain::{EventChange, FeedCursor, Position},
     error::Error,
-    store::{self, CreatedDraft, Store},
+    feed::Feed,
+    store::{self, CreatedDraft, Publishing, Store},
 };
 
 /// Attempts per call when concurrent writers keep getting in the way.
@@ -41,7 +45,22 @@ impl Publication {
     pub fn already_published(&self) -> bool {
         self.outcome != PublishOutcome::Created
     }
+
+    /// Changes this call wrote to the feed: SCHEDULED (when scheduled) and
+    /// PUBLISHED if it created the event, none otherwise.
+    pub fn changes_written(&self) -> ChangesWritten {
+        let written = match self.outcome {
+            PublishOutcome::Created if self.event.publish_time > self.event.create_time => 2,
+            PublishOutcome::Created => 1,
+            PublishOutcome::AlreadyPublished | PublishOutcome::LostRace => 0,
+        };
+        ChangesWritten(written)
+    }
 }
+
+/// How many feed changes a call wrote, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangesWritten(pub usize);
 
 #[derive(Debug, Clone)]
 pub struct DraftPage {
@@ -54,15 +73,38 @@ pub struct DraftPage {
 pub struct App {
     store: Store,
     clock: Arc<dyn Clock>,
+    feed: Feed,
+    published: Arc<PublishedCache>,
 }
 
 impl App {
+    /// The use cases over `store`, with a published-draft cache of the
+    /// default size.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self::with_cache(store, clock, defaults::PUBLISHED_CACHE_BYTES)
+    }
+
+    /// As `new`, with a published-draft cache of about `cache_bytes` (0: none).
+    pub fn with_cache(store: Store, clock: Arc<dyn Clock>, cache_bytes: usize) -> Self {
+        Self { store, clock, feed: Feed::new(), published: Arc::new(PublishedCache::new(cache_bytes)) }
+    }
+
+    /// The published-draft cache's hits, misses and size, for the metrics.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.published.stats()
     }
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// This replica's change feed, whose tasks `server` runs.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     pub async fn create_draft(&self, new: NewDraft) -> Result<Draft, Error> {
@@ -141,34 +183,49 @@ impl App {
 
     /// Publishes a draft exactly once.
     ///
-    /// Reads the draft with its event (the fast path answers from that read
-    /// alone), checks it is complete, then creates and links the event in one
-    /// statement. The database decides races: a concurrent publisher loses on
-    /// the one-event-per-draft constraint, rolls back whole and, on the next
-    /// attempt, reads and returns the winner's event.
+    /// One statement reads the draft and, when it is unpublished and its
+    /// content was complete when written, creates and links its event: one
+    /// round trip, fresh or repeated. The database decides races: a
+    /// concurrent publisher loses on the one-event-per-draft constraint,
+    /// rolls back whole and, on the next attempt, finds and returns the
+    /// winner's event. A draft the statement would not publish is checked
+    /// here, where the completeness rules live.
     pub async fn publish_draft(
         &self,
         organization_id: OrganizationId,
         draft_id: DraftId,
         publish_at: Option<Timestamp>,
     ) -> Result<Publication, Error> {
+        if let Some((draft, event)) = self.published.publication(organization_id, draft_id) {
+            return Ok(Publication { draft, event, outcome: PublishOutcome::AlreadyPublished });
+        }
         let lost_race = AtomicBool::new(false);
-        retry(|| async {
-            let (draft, event) =
-                self.store.draft_with_event(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)?;
-            if let Some(event) = event {
-                let outcome = if lost_race.load(Ordering::Relaxed) {
-                    PublishOutcome::LostRace
-                } else {
-                    PublishOutcome::AlreadyPublished
-                };
-                return Ok(Publication { draft, event, outcome });
-            }
-            draft.content.check_complete()?;
+        let publication = retry(|| async {
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
-            match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
-                Ok((draft, event)) => Ok(Publication { draft, event, outcome: PublishOutcome::Created }),
+            let published =
+                self.store.publish(organization_id, draft_id, EventId::generate(), publish_time, now);
+            match published.await {
+                Ok(None) => Err(Error::DraftNotFound),
+                Ok(Some(Publishing::Created(draft, event))) => {
+                    self.feed.changes_written();
+                    Ok(Publication { draft, event, outcome: PublishOutcome::Created })
+                }
+                Ok(Some(Publishing::Existing(draft, event))) => {
+                    let outcome = if lost_race.load(Ordering::Relaxed) {
+                        PublishOutcome::LostRace
+                    } else {
+                        PublishOutcome::AlreadyPublished
+                    };
+                    Ok(Publication { draft, event, outcome })
+                }
+                Ok(Some(Publishing::NotPublishable(draft))) => {
+                    draft.content.check_complete()?;
+                    // Complete, but written before drafts carried the flag:
+                    // flag it, and the next attempt publishes it.
+                    self.store.mark_publishable(&draft).await?;
+                    Err(store::Error::DraftChanged.into())
+                }
                 Err(store::Error::PublishRaceLost) => {
                     lost_race.store(true, Ordering::Relaxed);
                     Err(store::Error::PublishRaceLost.into())
@@ -176,7 +233,9 @@ impl App {
                 Err(other) => Err(other.into()),
             }
         })
-        .await
+        .await?;
+        self.published.remember_publication(&publication.draft, &publication.event);
+        Ok(publication)
     }
 
     pub async fn get_event(
@@ -184,7 +243,48 @@ impl App {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Event, Error> {
-        self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)
+        if let Some(event) = self.published.event(organization_id, event_id) {
+            return Ok(event);
+        }
+        let event = self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)?;
+        self.published.remember_event(&event);
+        Ok(event)
+    }
+}
+
+impl App {
+    /// Up to `page_size` of the organisation's changes after the cursor.
+    pub async fn list_event_changes(
+        &self,
+        after: FeedCursor,
+        page_size: u16,
+    ) -> Result<Vec<EventChange>, Error> {
+        Ok(self.store.list_changes(after.organization_id, after.after, page_size).await?)
+    }
+
+    /// The organisation's next changes after the cursor, waiting (for as
+    /// long as it takes) until there is at least one. `wake` comes from
+    /// `feed().subscribe(organisation)`, taken before the first read so that
+    /// no change committed in between goes unnoticed.
+    pub async fn next_event_changes(
+        &self,
+        after: FeedCursor,
+        page_size: u16,
+        wake: &mut tokio::sync::watch::Receiver<Position>,
+    ) -> Result<Vec<EventChange>, Error> {
+        loop {
+            // Marked seen before reading: a change announced after this
+            // point wakes the next wait.
+            wake.borrow_and_update();
+            let changes = self.list_event_changes(after, page_size).await?;
+            if !changes.is_empty() {
+                return Ok(changes);
+            }
+            if wake.changed().await.is_err() {
+                // The feed is gone: the server is stopping.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

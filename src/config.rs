@@ -6,9 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    auth::{BearerTokens, SecretToken},
+    auth::{BearerTokens, ClientOrganizations, SecretToken},
     defaults,
-    server::{Http2Limits, ServerSettings, TlsSettings},
+    server::{Http2Limits, RelaySettings, ServerSettings, TlsSettings},
     store::PoolSettings,
 };
 
@@ -45,9 +45,18 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations (creating the database if it is missing) and exit.
     Migrate,
-    /// Check the invariants I1–I3 on the database and print every violation;
-    /// exits 0 when clean, 2 when violations were found, 1 when it could not run.
-    Audit,
+    /// Check the invariants I1–I3 and the change feed's C1–C4 on the
+    /// database and print every violation; exits 0 when clean, 2 when
+    /// violations were found, 1 when it could not run.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Also report changes due longer ago than this and not yet acknowledged
+    /// by NATS (C4), e.g. `5m`; only meaningful with the relay on.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub unsent_after: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -80,14 +89,17 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = shown(defaults::DB_STATEMENT_TIMEOUT), value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
 
-    /// File of accepted bearer tokens, one per line (blank lines and `#`
-    /// comments ignored). With any token configured, the service and
+    /// File of accepted bearer tokens, one per line:
+    /// `TOKEN [name=LABEL] [org=UUID[,UUID...]|org=*]`, TOKEN itself or
+    /// `sha256:<hex digest>` (blank lines and `#` comments ignored; no `org=`:
+    /// every organisation). With any token configured, the service and
     /// reflection require `authorization: Bearer <token>`; health stays open.
     #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<PathBuf>,
 
-    /// Accepted bearer tokens, comma-separated (prefer the environment
-    /// variable or the file: flags show in the process list).
+    /// Accepted bearer tokens, comma-separated, each for every organisation
+    /// (prefer the environment variable or the file: flags show in the
+    /// process list).
     #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',')]
     pub auth_tokens: Vec<SecretToken>,
 
@@ -151,6 +163,22 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Memory, in bytes, for published drafts and events kept to answer
+    /// repeated PublishDraft and GetEvent calls without the database (0: off).
+    #[arg(long, env = "DRAFT_PUBLISHER_PUBLISHED_CACHE_BYTES", default_value_t = defaults::PUBLISHED_CACHE_BYTES)]
+    pub published_cache_bytes: usize,
+
+    /// NATS server(s) to relay the change feed to, e.g.
+    /// `nats://127.0.0.1:4222` (JetStream stream DRAFTPUBLISHER_EVENTS);
+    /// no relay when unset.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Duplicate window of the JetStream stream when the relay creates it;
+    /// keep it longer than any resend can take (see docs/operating.md).
+    #[arg(long, env = "DRAFT_PUBLISHER_NATS_DUPLICATE_WINDOW", default_value = shown(defaults::NATS_DUPLICATE_WINDOW), value_parser = humantime::parse_duration)]
+    pub nats_duplicate_window: Duration,
+
     /// PEM certificate chain: serve gRPC over TLS (needs --tls-key).
     #[arg(long, env = "DRAFT_PUBLISHER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -163,6 +191,12 @@ pub struct ServeArgs {
     /// (mutual TLS; needs --tls-cert).
     #[arg(long, env = "DRAFT_PUBLISHER_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Under mutual TLS, the organisations each client certificate may act
+    /// for, by subject CN: lines `CN org=UUID[,UUID...]|org=*`. A certificate
+    /// whose CN is not listed may call nothing.
+    #[arg(long, env = "DRAFT_PUBLISHER_TLS_CLIENT_ORGS", requires = "tls_client_ca")]
+    pub tls_client_orgs: Option<PathBuf>,
 }
 
 /// A duration as the flags take it (`10s`, `500ms`), for their defaults.
@@ -191,6 +225,7 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             max_message_size: self.max_message_bytes,
             auth: BearerTokens::load(self.auth_tokens_file.as_deref(), &self.auth_tokens)?,
+            tls_client_orgs: self.tls_client_orgs.as_deref().map(ClientOrganizations::load).transpose()?,
             request_timeout: self.request_timeout,
             request_message_timeout: self.request_message_timeout,
             max_concurrent_calls: self.max_concurrent_calls as usize,
@@ -207,6 +242,10 @@ impl ServeArgs {
                 max_connection_age_grace: self.max_connection_age_grace,
                 ..Http2Limits::default()
             },
+            relay: self
+                .nats_url
+                .clone()
+                .map(|nats_url| RelaySettings { nats_url, duplicate_window: self.nats_duplicate_window }),
             ..ServerSettings::default()
         })
     }

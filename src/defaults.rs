@@ -62,3 +62,13 @@ pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 /// How often health probes the database: an outage shows within two
 /// intervals, well inside the contract's 2 s.
 pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Duplicate window of the JetStream stream the relay creates: far longer
+/// than a resend can take (a batch's 5 s acknowledgement timeout plus the
+/// database noticing a dead relay), so every resend is recognised.
+pub const NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Memory for published drafts and events kept to answer repeated
+/// PublishDraft and GetEvent calls without the database: about 16,000
+/// publications of typical size.
+pub const PUBLISHED_CACHE_BYTES: usize = 8 * 1024 * 1024;

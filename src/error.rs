@@ -15,6 +15,8 @@ pub enum Error {
     RequestIdReused,
     #[error("page_token {0}")]
     InvalidPageToken(&'static str),
+    #[error("after_cursor {0}")]
+    InvalidCursor(&'static str),
     #[error("draft not found")]
     DraftNotFound,
     #[error("event not found")]

@@ -9,13 +9,14 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 use tonic::Code;
 
 use crate::{
-    app::PublishOutcome,
+    app::{App, PublishOutcome},
     store::{PoolStats, Store},
 };
 
@@ -34,6 +35,16 @@ struct Inner {
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
     pool_waiting: IntGauge,
+    changes_written: IntCounter,
+    changes_sent: IntCounter,
+    relay_errors: IntCounter,
+    oldest_unsent_seconds: Gauge,
+    watch_streams: IntGauge,
+    cache_lookups: IntCounterVec,
+    cache_bytes: IntGauge,
+    /// One render at a time: it copies counters kept elsewhere (the cache's)
+    /// by adding what they grew since the last render.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -84,6 +95,42 @@ impl Metrics {
         let pool_waiting =
             IntGauge::new("draftpublisher_db_pool_waiting_calls", "Calls waiting for a database connection")
                 .expect("valid metric");
+        let changes_written = IntCounter::new(
+            "draftpublisher_event_changes_written_total",
+            "Event changes written by this server's publishes (SCHEDULED and PUBLISHED)",
+        )
+        .expect("valid metric");
+        let changes_sent = IntCounter::new(
+            "draftpublisher_event_changes_sent_total",
+            "Event changes acknowledged by NATS JetStream (new or duplicate) and marked sent by this server",
+        )
+        .expect("valid metric");
+        let relay_errors = IntCounter::new(
+            "draftpublisher_relay_errors_total",
+            "Failures of the NATS relay (connecting, publishing, acknowledging, marking sent)",
+        )
+        .expect("valid metric");
+        let oldest_unsent_seconds = Gauge::new(
+            "draftpublisher_event_changes_oldest_unsent_seconds",
+            "Age of the oldest due event change not yet acknowledged by NATS (0: none); only with the relay on",
+        )
+        .expect("valid metric");
+        let watch_streams =
+            IntGauge::new("draftpublisher_watch_streams", "WatchEventChanges streams open on this server")
+                .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "draftpublisher_published_cache_lookups_total",
+                "Lookups of the published-draft cache (repeated PublishDraft, GetEvent), by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let cache_bytes = IntGauge::new(
+            "draftpublisher_published_cache_bytes",
+            "Estimated memory held by the published-draft cache",
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
@@ -93,6 +140,13 @@ impl Metrics {
             Box::new(pool_connections.clone()),
             Box::new(pool_max_connections.clone()),
             Box::new(pool_waiting.clone()),
+            Box::new(changes_written.clone()),
+            Box::new(changes_sent.clone()),
+            Box::new(relay_errors.clone()),
+            Box::new(oldest_unsent_seconds.clone()),
+            Box::new(watch_streams.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(cache_bytes.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -105,6 +159,14 @@ impl Metrics {
             pool_connections,
             pool_max_connections,
             pool_waiting,
+            changes_written,
+            changes_sent,
+            relay_errors,
+            oldest_unsent_seconds,
+            watch_streams,
+            cache_lookups,
+            cache_bytes,
+            rendering: std::sync::Mutex::new(()),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -123,8 +185,34 @@ impl Metrics {
         self.inner.stream_errors.with_label_values(&[reason]).inc();
     }
 
-    /// The text exposition format, with the pool's gauges as given.
-    pub fn render(&self, pool: PoolStats) -> String {
+    pub fn observe_changes_written(&self, changes: usize) {
+        self.inner.changes_written.inc_by(changes as u64);
+    }
+
+    pub fn observe_changes_sent(&self, changes: usize) {
+        self.inner.changes_sent.inc_by(changes as u64);
+    }
+
+    pub fn observe_relay_error(&self) {
+        self.inner.relay_errors.inc();
+    }
+
+    pub fn set_oldest_unsent_age(&self, seconds: f64) {
+        self.inner.oldest_unsent_seconds.set(seconds);
+    }
+
+    /// The text exposition format, with the gauges read from the pool and
+    /// the app now.
+    pub fn render(&self, pool: PoolStats, app: &App) -> String {
+        let _rendering = self.inner.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.inner.watch_streams.set(gauge(app.feed().watchers()));
+        let cache = app.cache_stats();
+        self.inner.cache_bytes.set(gauge(cache.bytes));
+        for (result, total) in [("hit", cache.hits), ("miss", cache.misses)] {
+            let counter = self.inner.cache_lookups.with_label_values(&[result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         self.inner.pool_waiting.set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
         let open = i64::from(pool.open);
         let idle = i64::try_from(pool.idle).unwrap_or(i64::MAX).min(open);
@@ -168,8 +256,8 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats()))
+async fn scrape(State((metrics, store, app)): State<(Metrics, Store, App)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats(), &app))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
@@ -177,10 +265,11 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     store: Store,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local_addr = listener.local_addr().context("reading the metrics address")?;
     tracing::info!(%local_addr, "serving metrics on /metrics");
-    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store));
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store, app));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
 }

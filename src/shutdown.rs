@@ -22,3 +22,9 @@ pub async fn signal() {
         () = terminate => tracing::info!("received SIGTERM"),
     }
 }
+
+/// Resolves once `stop` is true, or its sender is gone: how tasks learn
+/// that the server is stopping.
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

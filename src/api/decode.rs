@@ -5,16 +5,16 @@ use prost_types::FieldMask;
 
 use crate::{
     domain::{
-        Description, DraftContent, DraftField, DraftId, DraftPatch, DraftStatus, EventId, FieldViolation,
-        Location, NewDraft, OrganizationId, PageSize, PageToken, RequestId, StatusFilter, Timestamp, Title,
-        Violations,
+        Description, DraftContent, DraftField, DraftId, DraftPatch, DraftStatus, EventId, FeedCursor,
+        FieldViolation, Location, NewDraft, OrganizationId, PageSize, PageToken, RequestId, StatusFilter,
+        Timestamp, Title, Violations,
     },
     error::Error,
     proto::v1 as pb,
 };
 
 /// Every request field a violation may name, spelled as in the proto.
-pub const REQUEST_FIELDS: [&str; 15] = [
+pub const REQUEST_FIELDS: [&str; 16] = [
     "organization_id",
     "request_id",
     "title",
@@ -30,6 +30,7 @@ pub const REQUEST_FIELDS: [&str; 15] = [
     "status",
     "publish_at",
     "event_id",
+    "after_cursor",
 ];
 
 fn timestamp(
@@ -183,6 +184,42 @@ pub fn update_draft(req: pb::UpdateDraftRequest) -> Result<DraftUpdate, Error> {
             patch: DraftPatch { fields: fields?, values: values? },
         })
     })?)
+}
+
+/// A validated ListEventChanges or WatchEventChanges request: where in which
+/// organisation's feed to resume.
+pub struct FeedRequest {
+    pub cursor: FeedCursor,
+    pub page_size: PageSize,
+}
+
+/// ListEventChanges' page size: 0 means this, more than `MAX_CHANGES_PAGE` that.
+const DEFAULT_CHANGES_PAGE: u16 = 100;
+pub const MAX_CHANGES_PAGE: u16 = 1_000;
+
+fn feed_request(organization_id: &str, after_cursor: &str, page_size: i32) -> Result<FeedRequest, Error> {
+    let mut v = Violations::default();
+    let organization_id = v.check(OrganizationId::parse("organization_id", organization_id));
+    let page_size = v.check(PageSize::parse_within(page_size, DEFAULT_CHANGES_PAGE, MAX_CHANGES_PAGE));
+    let (organization_id, page_size) = v.finish(|| Some((organization_id?, page_size?)))?;
+    let cursor = if after_cursor.is_empty() {
+        FeedCursor::start(organization_id)
+    } else {
+        let cursor = FeedCursor::decode(after_cursor).map_err(Error::InvalidCursor)?;
+        if cursor.organization_id != organization_id {
+            return Err(Error::InvalidCursor("was issued for another organization_id"));
+        }
+        cursor
+    };
+    Ok(FeedRequest { cursor, page_size })
+}
+
+pub fn list_event_changes(req: pb::ListEventChangesRequest) -> Result<FeedRequest, Error> {
+    feed_request(&req.organization_id, &req.after_cursor, req.page_size)
+}
+
+pub fn watch_event_changes(req: pb::WatchEventChangesRequest) -> Result<FeedRequest, Error> {
+    feed_request(&req.organization_id, &req.after_cursor, 0)
 }
 
 /// A validated ListDrafts request.

@@ -2,7 +2,7 @@
 //! clock at the moment of the answer.
 
 use crate::{
-    domain::{Draft, DraftStatus, Event, EventStatus, Timestamp},
+    domain::{ChangeKind, Draft, DraftStatus, Event, EventChange, EventStatus, Timestamp},
     proto::v1 as pb,
 };
 
@@ -54,5 +54,21 @@ pub fn event(event: Event, now: Timestamp) -> pb::Event {
         status: status.into(),
         publish_time: Some(timestamp(event.publish_time)),
         create_time: Some(timestamp(event.create_time)),
+    }
+}
+
+/// A change, its event's status as of the change.
+pub fn event_change(change: EventChange) -> pb::EventChange {
+    let change_time = change.change_time();
+    let kind = match change.kind {
+        ChangeKind::Scheduled => pb::EventChangeType::Scheduled,
+        ChangeKind::Published => pb::EventChangeType::Published,
+    };
+    pb::EventChange {
+        id: change.id().to_string(),
+        r#type: kind.into(),
+        cursor: change.cursor().encode(),
+        change_time: Some(timestamp(change_time)),
+        event: Some(event(change.event, change_time)),
     }
 }

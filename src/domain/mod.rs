@@ -1,6 +1,7 @@
 //! The draft and event model: validated values and the rules of a draft's
 //! life (what may change, when it is complete, when it is live). No I/O here.
 
+mod change;
 mod content;
 mod draft;
 mod event;
@@ -9,6 +10,7 @@ mod page_token;
 mod time;
 mod violations;
 
+pub use change::{ChangeId, ChangeKind, EventChange, FeedCursor, Position};
 pub use content::{Description, Location, Title};
 pub use draft::{Draft, DraftContent, DraftField, DraftPatch, DraftStatus, NewDraft, StatusFilter};
 pub use event::{Event, EventStatus};

@@ -17,15 +17,22 @@ use super::{DraftId, DraftStatus, FieldViolation, OrganizationId, StatusFilter, 
 pub struct PageSize(u16);
 
 impl PageSize {
+    /// ListDrafts' default and maximum.
     pub const DEFAULT: u16 = 50;
     pub const MAX: u16 = 500;
 
-    /// 0 means the default, more than the maximum means the maximum.
+    /// ListDrafts' `page_size`: 0 means the default, more than the maximum
+    /// means the maximum.
     pub fn parse(requested: i32) -> Result<Self, FieldViolation> {
+        Self::parse_within(requested, Self::DEFAULT, Self::MAX)
+    }
+
+    /// A `page_size` of an RPC whose default and maximum are given.
+    pub fn parse_within(requested: i32, default: u16, max: u16) -> Result<Self, FieldViolation> {
         match requested {
             ..0 => Err(FieldViolation::new("page_size", "must not be negative")),
-            0 => Ok(Self(Self::DEFAULT)),
-            n => Ok(Self(n.min(i32::from(Self::MAX)) as u16)),
+            0 => Ok(Self(default)),
+            n => Ok(Self(n.min(i32::from(max)) as u16)),
         }
     }
 
@@ -51,9 +58,9 @@ pub struct PageToken {
 
 const FORMAT_VERSION: u8 = 1;
 const PAYLOAD_LEN: usize = 1 + 16 + 1 + 8 + 16;
-const CHECKSUM_LEN: usize = 8;
+pub(super) const CHECKSUM_LEN: usize = 8;
 
-fn checksum(payload: &[u8]) -> [u8; CHECKSUM_LEN] {
+pub(super) fn checksum(payload: &[u8]) -> [u8; CHECKSUM_LEN] {
     let digest = Sha256::digest(payload);
     let mut sum = [0; CHECKSUM_LEN];
     sum.copy_from_slice(&digest[..CHECKSUM_LEN]);

@@ -40,7 +40,8 @@ pub use self::{
     http2::Http2Limits,
     tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings},
 };
-pub use crate::auth::BearerTokens;
+pub use crate::auth::{BearerTokens, ClientOrganizations};
+pub use crate::relay::RelaySettings;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
     proto::v1 as pb, store::Store,
@@ -58,6 +59,10 @@ pub struct ServerSettings {
     /// Calls to the service and reflection must carry one of these; health
     /// stays open for probes. `None`: no authentication.
     pub auth: Option<BearerTokens>,
+    /// Under mutual TLS, the organisations each client certificate's CN may
+    /// act for; unlisted CNs may call nothing. `None`: any certificate of
+    /// the CA may act for every organisation.
+    pub tls_client_orgs: Option<ClientOrganizations>,
     /// Longest a call may take before it is answered DEADLINE_EXCEEDED.
     pub request_timeout: Duration,
     /// How long a call may take to deliver its request message before it is
@@ -75,6 +80,8 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
     /// HTTP/2 limits of each connection.
     pub http2: Http2Limits,
+    /// The NATS JetStream relay of the change feed; `None`: off.
+    pub relay: Option<RelaySettings>,
 }
 
 impl Default for ServerSettings {
@@ -84,6 +91,7 @@ impl Default for ServerSettings {
             max_message_size: defaults::MAX_MESSAGE_BYTES,
             health_probe_interval: defaults::HEALTH_PROBE_INTERVAL,
             auth: None,
+            tls_client_orgs: None,
             request_timeout: defaults::REQUEST_TIMEOUT,
             request_message_timeout: defaults::REQUEST_MESSAGE_TIMEOUT,
             max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS as usize,
@@ -91,6 +99,7 @@ impl Default for ServerSettings {
             http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
             http2: Http2Limits::default(),
+            relay: None,
         }
     }
 }
@@ -150,10 +159,15 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store, stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), app.clone(), stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
+    let feed = app.feed().spawn(store.background(), app.clock(), draining_rx.clone());
+    let relay = settings.relay.clone().map(|relay| {
+        let (store, feed, clock) = (store.background(), app.feed().clone(), app.clock());
+        tokio::spawn(crate::relay::run(relay, store, feed, clock, metrics.clone(), draining_rx.clone()))
+    });
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining calls in flight");
@@ -168,15 +182,19 @@ pub async fn serve(
         tls = settings.tls.is_some(),
         mutual_tls = settings.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
         authentication = settings.auth.is_some(),
+        client_organizations = settings.tls_client_orgs.is_some(),
         "serving gRPC"
     );
     let answers = stalls::Registry::new(settings.http2.max_stalled_answers);
     let incoming = guarded(listener, &settings, answers.clone());
-    let auth = Authenticator::new(settings.auth.clone());
+    let auth = Authenticator::new(settings.auth.clone(), settings.tls_client_orgs.clone());
     let message_wait =
         MessageWait { timeout: settings.request_message_timeout, max_bytes: settings.max_message_size };
-    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(app))
-        .max_decoding_message_size(settings.max_message_size);
+    let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(
+        app,
+        draining_rx.clone(),
+    ))
+    .max_decoding_message_size(settings.max_message_size);
     let server = transport
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
@@ -211,6 +229,10 @@ pub async fn serve(
     // The probe stops with the shutdown signal, which the server drops when
     // it ends for any reason; the metrics listener stops last.
     let _ = probe.await;
+    let _ = feed.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     let _ = metrics_stop.send(());
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("metrics listener task")??;

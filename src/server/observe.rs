@@ -2,7 +2,8 @@
 //! refused by authentication or the limits: one tracing span per call, and
 //! the call metrics.
 //!
-//! The span carries `method`, `code` and `latency_ms`, recorded here, and
+//! The span carries `method`, `code` and `latency_ms`, recorded here,
+//! `caller`, which authentication records (a label, never a secret), and
 //! `organization_id`, `draft_id`, `event_id` and `outcome`, which the
 //! handlers record into it (see `api`). One `call finished` event closes it.
 //!
@@ -34,7 +35,7 @@ use tracing::{Instrument, field::Empty};
 
 use super::stream_errors::StreamError;
 use crate::{
-    app::PublishOutcome,
+    app::{ChangesWritten, PublishOutcome},
     metrics::{Metrics, code_name},
     proto::v1 as pb,
 };
@@ -117,6 +118,7 @@ where
         let span = tracing::info_span!(
             "grpc",
             method = request.uri().path(),
+            caller = Empty,
             organization_id = Empty,
             draft_id = Empty,
             event_id = Empty,
@@ -149,6 +151,11 @@ where
                     answer.as_ref().ok().and_then(|a| a.extensions().get::<PublishOutcome>())
                 {
                     metrics.observe_publish(*outcome);
+                }
+                if let Some(ChangesWritten(written)) =
+                    answer.as_ref().ok().and_then(|a| a.extensions().get::<ChangesWritten>())
+                {
+                    metrics.observe_changes_written(*written);
                 }
                 let span = tracing::Span::current();
                 span.record("code", code_name(code));

@@ -3,6 +3,7 @@
 //! the store's own [`Error`], never rows or `sqlx` errors.
 
 mod audit;
+mod changes;
 mod drafts;
 mod error;
 mod events;
@@ -30,9 +31,14 @@ use crate::defaults;
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
 pub use error::Error;
+pub use events::Publishing;
 
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// Connections for background work: the LISTEN connection, the sequencer,
+/// the hub's reads and the relay's batch.
+const BACKGROUND_CONNECTIONS: u32 = 4;
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -78,6 +84,10 @@ pub struct Store {
     /// One connection of its own for the health probe, so a busy pool does
     /// not read as a database outage.
     probe: PgPool,
+    /// A few connections of their own for the feed's and the relay's
+    /// background work (the LISTEN connection, sequencer passes, relay
+    /// batches), so that neither they nor the calls can starve the other.
+    background: PgPool,
     /// Calls waiting for a connection of `pool` right now (a metric the pool
     /// itself does not expose).
     waiting: Arc<AtomicUsize>,
@@ -143,8 +153,23 @@ impl Store {
         let probe = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options.clone());
+        let background = PgPoolOptions::new()
+            .max_connections(BACKGROUND_CONNECTIONS)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        Ok(Self { pool, probe, waiting: Arc::default() })
+        Ok(Self { pool, probe, background, waiting: Arc::default() })
+    }
+
+    /// The same database through the background connections: the store the
+    /// feed's and the relay's tasks use.
+    pub fn background(&self) -> Self {
+        Self {
+            pool: self.background.clone(),
+            probe: self.probe.clone(),
+            background: self.background.clone(),
+            waiting: Arc::default(),
+        }
     }
 
     /// The pool's gauges now.
@@ -177,6 +202,7 @@ impl Store {
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.probe.close().await;
+        self.background.close().await;
         self.pool.close().await;
     }
 }

@@ -6,14 +6,17 @@ use std::{net::SocketAddr, time::Duration};
 
 use draft_publisher::{
     proto::v1 as pb,
-    server::{TLS_HANDSHAKE_TIMEOUT, TlsSettings},
+    server::{ClientOrganizations, TLS_HANDSHAKE_TIMEOUT, TlsSettings},
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::{
+    Code,
+    transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
+};
 
 use crate::support::*;
 
@@ -48,13 +51,16 @@ async fn spawn_tls_app(server: &Leaf, client_ca: Option<&Ca>) -> TestApp {
 }
 
 async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TestApp {
-    let tls = TlsSettings {
+    TestApp::builder().tls(tls_settings(server, client_ca, handshake_timeout)).spawn().await
+}
+
+fn tls_settings(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TlsSettings {
+    TlsSettings {
         certificate_chain_pem: server.certificate.clone().into_bytes(),
         private_key_pem: server.private_key.clone().into_bytes(),
         client_ca_pem: client_ca.map(|ca| ca.pem().into_bytes()),
         handshake_timeout,
-    };
-    TestApp::builder().tls(tls).spawn().await
+    }
 }
 
 fn server_certificate(ca: &Ca) -> Leaf {
@@ -68,6 +74,12 @@ fn tls_endpoint(addr: SocketAddr, trusted: &Ca, identity: Option<&Leaf>) -> Endp
         tls = tls.identity(Identity::from_pem(&client.certificate, &client.private_key));
     }
     Endpoint::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap()
+}
+
+/// A typed client over `endpoint`, connected now.
+async fn connect(endpoint: Endpoint) -> TestClient {
+    let channel = endpoint.timeout(Duration::from_secs(30)).connect().await.expect("TLS connection");
+    TestClient::new(channel)
 }
 
 /// Creates a draft over `endpoint`; the error says where it failed.
@@ -178,4 +190,35 @@ async fn a_peer_silent_after_the_tls_handshake_is_disconnected() {
     assert!(closed.await.is_ok(), "the connection silent after TLS stayed open");
     let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
     assert_eq!(served.expect("real clients are still served").version, 1);
+}
+
+#[tokio::test]
+async fn client_certificates_act_only_for_the_organisations_listed_for_their_cn() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let (org_a, org_b) = (new_id(), new_id());
+    let lines = format!("# clients by CN\nbilling-service org={org_a}\nOps Console org=*\n");
+    let client_orgs = ClientOrganizations::parse(&lines, "test map").unwrap();
+    let tls = tls_settings(&server_certificate(&ca), Some(&ca), TLS_HANDSHAKE_TIMEOUT);
+    let app =
+        TestApp::builder().tls(tls).server_settings(|s| s.tls_client_orgs = Some(client_orgs)).spawn().await;
+    let as_client = |cn: &str| {
+        let identity = leaf(&ca, &[cn], ExtendedKeyUsagePurpose::ClientAuth);
+        connect(tls_endpoint(app.addr, &ca, Some(&identity)))
+    };
+    let billing = as_client("billing-service").await;
+    let ops = as_client("Ops Console").await;
+    let unlisted = as_client("reporting-service").await;
+
+    billing.complete_draft(&org_a).await;
+    let foreign = billing.create_draft(complete_draft_request(&org_b)).await.unwrap_err();
+    ops.complete_draft(&org_b).await;
+    let stranger = unlisted.create_draft(complete_draft_request(&org_a)).await.unwrap_err();
+    let stranger_reads =
+        unlisted.list_drafts(list_request(&org_a, 0, "", Default::default())).await.unwrap_err();
+
+    assert_error(&foreign, Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED");
+    assert_error(&stranger, Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED");
+    assert!(stranger.message().contains("reporting-service"), "{stranger:?}");
+    assert_error(&stranger_reads, Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED");
+    assert_eq!(app.count("SELECT count(*) FROM drafts").await, 2);
 }

@@ -16,7 +16,7 @@ use std::{
 
 use draft_publisher::{
     Clock, PoolSettings, Store, SystemClock, Timestamp, prepare_database,
-    server::{BearerTokens, ServerSettings, TlsSettings},
+    server::{BearerTokens, RelaySettings, ServerSettings, TlsSettings},
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tonic::transport::Channel;
@@ -58,6 +58,11 @@ impl Clock for TestClock {
     }
 }
 
+/// The relay's settings as the service's defaults make them.
+fn relay_settings(nats_url: &str) -> RelaySettings {
+    RelaySettings { nats_url: nats_url.to_owned(), duplicate_window: Duration::from_secs(600) }
+}
+
 /// Where the server keeps its data.
 enum Database {
     /// A database of the test's own on the test server, dropped afterwards.
@@ -80,6 +85,15 @@ impl TestAppBuilder {
     /// Bearer tokens the server accepts (authentication on).
     pub fn auth<T: AsRef<str>>(mut self, tokens: impl IntoIterator<Item = T>) -> Self {
         self.settings.auth = BearerTokens::new(tokens);
+        self
+    }
+
+    /// A token file of these lines (authentication on), loaded as `serve`
+    /// loads `--auth-tokens-file`.
+    pub fn token_file(mut self, lines: &str) -> Self {
+        let file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(file.path(), lines).expect("token file written");
+        self.settings.auth = BearerTokens::load(Some(file.path()), &[]).expect("a valid token file");
         self
     }
 
@@ -126,6 +140,12 @@ impl TestAppBuilder {
     /// Serves from `url` instead of a database of the test's own.
     pub fn database_url(mut self, url: &str) -> Self {
         self.database = Database::At(url.to_owned());
+        self
+    }
+
+    /// Relays the change feed to this NATS server.
+    pub fn relay_to(mut self, nats_url: &str) -> Self {
+        self.settings.relay = Some(relay_settings(nats_url));
         self
     }
 
@@ -238,6 +258,13 @@ impl TestApp {
     pub async fn spawn_replica(&self) -> TestServer {
         let store = Store::connect_lazy(&self.database_url, &PoolSettings::default()).expect("a valid URL");
         TestServer::spawn(store, Arc::new(SystemClock), ServerSettings::default()).await
+    }
+
+    /// Another replica, relaying the change feed to this NATS server.
+    pub async fn spawn_relaying_replica(&self, nats_url: &str) -> TestServer {
+        let store = Store::connect_lazy(&self.database_url, &PoolSettings::default()).expect("a valid URL");
+        let settings = ServerSettings { relay: Some(relay_settings(nats_url)), ..ServerSettings::default() };
+        TestServer::spawn(store, Arc::new(SystemClock), settings).await
     }
 
     /// Begins a graceful shutdown, as SIGTERM does.

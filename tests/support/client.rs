@@ -89,6 +89,20 @@ impl TestClient {
         list_drafts(pb::ListDraftsRequest) -> pb::ListDraftsResponse;
         publish_draft(pb::PublishDraftRequest) -> pb::PublishDraftResponse;
         get_event(pb::GetEventRequest) -> pb::GetEventResponse;
+        list_event_changes(pb::ListEventChangesRequest) -> pb::ListEventChangesResponse;
+    }
+
+    /// WatchEventChanges: the open stream, or the status refusing it.
+    pub async fn watch_event_changes(
+        &self,
+        organization_id: &str,
+        after_cursor: &str,
+    ) -> Result<tonic::Streaming<pb::WatchEventChangesResponse>, Status> {
+        let request = pb::WatchEventChangesRequest {
+            organization_id: organization_id.to_owned(),
+            after_cursor: after_cursor.to_owned(),
+        };
+        self.client.clone().watch_event_changes(request).await.map(tonic::Response::into_inner)
     }
 
     /// CreateDraft that must succeed: the new (or, for a repeated

@@ -11,6 +11,10 @@
 //!   cluster for tests that stop or restart PostgreSQL.
 //! - [`locks`]: rows held by the test and calls seen waiting on them;
 //!   [`rows`]: rows written and counted behind the service's back.
+//! - [`feed`]: the change feed as consumers read it (List pages, Watch
+//!   streams with deadlines).
+//! - [`nats`]: private NATS JetStream servers and the stream as consumers
+//!   read it.
 //! - [`health`], [`metrics`]: what operators see.
 //! - [`http2`]: hostile HTTP/2 peers, raw frames, and the victim they aim at.
 //! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
@@ -24,10 +28,12 @@ pub mod assertions;
 pub mod binary;
 pub mod client;
 pub mod database;
+pub mod feed;
 pub mod health;
 pub mod http2;
 pub mod locks;
 pub mod metrics;
+pub mod nats;
 pub mod net;
 pub mod pg_cluster;
 pub mod requests;
@@ -39,6 +45,7 @@ pub use app::{TestApp, TestAppBuilder, TestClock};
 pub use assertions::{assert_error, assert_invalid_field, service_reason};
 pub use client::TestClient;
 pub use database::TestDatabase;
+pub use feed::{DELIVERY_WITHIN, Watcher, list_changes_request};
 pub use net::{channel, free_port};
 pub use requests::*;
 pub use server::TestServer;

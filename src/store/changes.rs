@@ -1,0 +1,291 @@
+//! The event-change outbox: giving committed changes their place in the one
+//! order (the sequencer's pass), reading an organisation's feed, and the
+//! relay's batches. The rows themselves are written by the publish statement
+//! (`events.rs`).
+
+use std::sync::LazyLock;
+
+use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Error, Store,
+    rows::{EVENT_COLUMNS, EventRow},
+};
+use crate::domain::{ChangeId, ChangeKind, Event, EventChange, OrganizationId, Position, Timestamp};
+
+/// Advisory lock keys (`pg_*_advisory_xact_lock`): one sequencer pass, and
+/// one relay batch, at a time across every replica. Transaction-scoped, so
+/// they never outlive the transaction, even behind a transaction pooler.
+const SEQUENCER_LOCK: i64 = 0x6470_6665_6564_0001;
+const RELAY_LOCK: i64 = 0x6470_6665_6564_0002;
+
+/// The channel a sequencer pass notifies, so every replica's watchers wake.
+const CHANGES_CHANNEL: &str = "draftpublisher_event_changes";
+
+/// What a sequencer pass did.
+#[derive(Debug, Default)]
+pub struct SequencerPass {
+    /// The highest position given, per organisation.
+    pub positioned: Vec<(OrganizationId, Position)>,
+    /// Changes positioned in this pass: a full batch means more are ready.
+    pub count: usize,
+    /// When the next waiting change (a scheduled PUBLISHED) becomes due.
+    pub next_release: Option<Timestamp>,
+}
+
+#[derive(FromRow)]
+struct PositionedRow {
+    organization_id: Uuid,
+    position: i64,
+}
+
+/// A change joined with its event.
+#[derive(FromRow)]
+struct ChangeRow {
+    kind: i16,
+    position: i64,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+impl TryFrom<ChangeRow> for EventChange {
+    type Error = Error;
+
+    fn try_from(row: ChangeRow) -> Result<Self, Error> {
+        let kind = ChangeKind::from_code(row.kind)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown change kind {}", row.kind)))?;
+        Ok(EventChange { kind, event: Event::from(row.event), position: Position::from_stored(row.position) })
+    }
+}
+
+fn changes(rows: Vec<ChangeRow>) -> Result<Vec<EventChange>, Error> {
+    rows.into_iter().map(EventChange::try_from).collect()
+}
+
+/// Every change joined with its event, `ev_`-prefixed as `rows` expects.
+static CHANGES_WITH_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT c.kind, c.position, {EVENT_COLUMNS} FROM event_changes c JOIN events e ON e.id = c.event_id"
+    )
+});
+
+impl Store {
+    /// Gives the committed changes due by `now` (at most `limit`) the next
+    /// positions, in (change_time, kind, event) order, under the sequencer
+    /// lock, and notifies every replica. Changes still uncommitted are not
+    /// visible here: they get later positions in a later pass, so no reader
+    /// can have passed them (C3).
+    pub async fn sequence_changes(&self, now: Timestamp, limit: i64) -> Result<SequencerPass, Error> {
+        let mut connection = self.connection().await?;
+        // Most passes find nothing due: answer those without the lock.
+        let earliest: Option<OffsetDateTime> =
+            sqlx::query_scalar("SELECT min(change_time) FROM event_changes WHERE position IS NULL")
+                .fetch_one(&mut *connection)
+                .await?;
+        match earliest {
+            None => return Ok(SequencerPass::default()),
+            Some(due) if due > now.as_datetime() => {
+                return Ok(SequencerPass {
+                    next_release: Some(Timestamp::from_datetime(due)),
+                    ..Default::default()
+                });
+            }
+            Some(_) => {}
+        }
+
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        // Taken before the UPDATE, whose snapshot then sees the previous
+        // pass's positions, so max(position) is current.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
+        let rows = sqlx::query_as::<_, PositionedRow>(
+            r#"
+            WITH ready AS (
+                SELECT event_id, kind,
+                       row_number() OVER (ORDER BY change_time, kind, event_id) AS n
+                FROM event_changes
+                WHERE position IS NULL AND change_time <= $1
+                ORDER BY change_time, kind, event_id
+                LIMIT $2
+            ), top AS (
+                SELECT coalesce(max(position), 0) AS position FROM event_changes
+            )
+            UPDATE event_changes c
+            SET position = top.position + ready.n
+            FROM ready, top
+            WHERE c.event_id = ready.event_id AND c.kind = ready.kind
+            RETURNING c.organization_id, c.position
+            "#,
+        )
+        .bind(now.as_datetime())
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let next_release: Option<OffsetDateTime> = sqlx::query_scalar(
+            "SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1",
+        )
+        .bind(now.as_datetime())
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(top) = rows.iter().map(|r| r.position).max() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(top.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+
+        let count = rows.len();
+        let mut positioned: Vec<(OrganizationId, Position)> = Vec::new();
+        for row in rows {
+            let organization_id = OrganizationId::from_uuid(row.organization_id);
+            let position = Position::from_stored(row.position);
+            match positioned.iter_mut().find(|(org, _)| *org == organization_id) {
+                Some((_, top)) => *top = (*top).max(position),
+                None => positioned.push((organization_id, position)),
+            }
+        }
+        Ok(SequencerPass { positioned, count, next_release: next_release.map(Timestamp::from_datetime) })
+    }
+
+    /// The highest position of each organisation with changes after `after`.
+    pub async fn positions_since(&self, after: Position) -> Result<Vec<(OrganizationId, Position)>, Error> {
+        let rows = sqlx::query_as::<_, PositionedRow>(
+            r#"
+            SELECT organization_id, max(position) AS position
+            FROM event_changes
+            WHERE position > $1
+            GROUP BY organization_id
+            "#,
+        )
+        .bind(after.get())
+        .fetch_all(&mut *self.connection().await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (OrganizationId::from_uuid(r.organization_id), Position::from_stored(r.position)))
+            .collect())
+    }
+
+    /// The highest position given so far.
+    pub async fn top_position(&self) -> Result<Position, Error> {
+        let top: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_changes")
+            .fetch_one(&mut *self.connection().await?)
+            .await?;
+        Ok(Position::from_stored(top.unwrap_or(0)))
+    }
+
+    /// Up to `limit` of an organisation's changes after `after`, in order.
+    pub async fn list_changes(
+        &self,
+        organization_id: OrganizationId,
+        after: Position,
+        limit: u16,
+    ) -> Result<Vec<EventChange>, Error> {
+        let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
+            r#"{}
+            WHERE c.organization_id = $1 AND c.position > $2 AND c.position IS NOT NULL
+            ORDER BY c.position
+            LIMIT $3
+            "#,
+            CHANGES_WITH_EVENTS.as_str()
+        )))
+        .bind(organization_id.as_uuid())
+        .bind(after.get())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.connection().await?)
+        .await?;
+        changes(rows)
+    }
+
+    /// Opens a relay batch: the oldest positioned changes not yet sent, when
+    /// no other replica's relay holds the relay lock; `None` when one does.
+    pub async fn begin_relay_batch(&self, limit: i64) -> Result<Option<RelayBatch>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(None);
+        }
+        let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
+            r#"{}
+            WHERE c.sent_time IS NULL AND c.position IS NOT NULL
+            ORDER BY c.position
+            LIMIT $1
+            "#,
+            CHANGES_WITH_EVENTS.as_str()
+        )))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        Ok(Some(RelayBatch { tx, changes: changes(rows)? }))
+    }
+
+    /// Seconds since the oldest change due by `now` and not yet sent became
+    /// due; 0 when every due change is sent.
+    pub async fn oldest_unsent_age(&self, now: Timestamp) -> Result<f64, Error> {
+        let oldest: Option<OffsetDateTime> = sqlx::query_scalar(
+            "SELECT min(change_time) FROM event_changes WHERE sent_time IS NULL AND change_time <= $1",
+        )
+        .bind(now.as_datetime())
+        .fetch_one(&mut *self.connection().await?)
+        .await?;
+        Ok(oldest.map_or(0.0, |oldest| (now.as_datetime() - oldest).as_seconds_f64().max(0.0)))
+    }
+}
+
+/// Changes for the relay to send, under the relay lock until `mark_sent` or
+/// drop (which rolls back and frees the lock).
+pub struct RelayBatch {
+    tx: Transaction<'static, Postgres>,
+    pub changes: Vec<EventChange>,
+}
+
+impl RelayBatch {
+    /// Records the acknowledged changes as sent and ends the batch.
+    pub async fn mark_sent(mut self, sent: &[ChangeId], now: Timestamp) -> Result<(), Error> {
+        if !sent.is_empty() {
+            let event_ids: Vec<Uuid> = sent.iter().map(|id| id.event_id.as_uuid()).collect();
+            let kinds: Vec<i16> = sent.iter().map(|id| id.kind.code()).collect();
+            sqlx::query(
+                r#"
+                UPDATE event_changes c
+                SET sent_time = $3
+                FROM unnest($1::uuid[], $2::smallint[]) AS sent (event_id, kind)
+                WHERE c.event_id = sent.event_id AND c.kind = sent.kind AND c.sent_time IS NULL
+                "#,
+            )
+            .bind(&event_ids)
+            .bind(&kinds)
+            .bind(now.as_datetime())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A connection listening on [`CHANGES_CHANNEL`].
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl Store {
+    pub async fn listen_for_changes(&self) -> Result<ChangeListener, Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(ChangeListener(listener))
+    }
+}
+
+impl ChangeListener {
+    /// Waits for the next notification: `true`; `false` when the connection
+    /// was lost (and is re-established on the next call), so notifications
+    /// may have been missed.
+    pub async fn wait(&mut self) -> Result<bool, Error> {
+        Ok(self.0.try_recv().await?.is_some())
+    }
+}
