@@ -31,6 +31,7 @@ struct Inner {
     calls: IntCounterVec,
     call_seconds: HistogramVec,
     publishes: IntCounterVec,
+    stream_errors: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
     pool_waiting: IntGauge,
@@ -72,6 +73,15 @@ impl Metrics {
                  lost_race (already published, learnt from the unique violation)",
             ),
             &["outcome"],
+        )
+        .expect("valid metric");
+        let stream_errors = IntCounterVec::new(
+            Opts::new(
+                "draftpublisher_http2_stream_errors_total",
+                "Calls ended by an HTTP/2 error of the client's making (a stream the client \
+                 broke, a connection it lost), by HTTP/2 error code; not in grpc_calls_total",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         let pool_connections = IntGaugeVec::new(
@@ -126,6 +136,7 @@ impl Metrics {
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(call_seconds.clone()),
             Box::new(publishes.clone()),
+            Box::new(stream_errors.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_max_connections.clone()),
             Box::new(pool_waiting.clone()),
@@ -144,6 +155,7 @@ impl Metrics {
             calls,
             call_seconds,
             publishes,
+            stream_errors,
             pool_connections,
             pool_max_connections,
             pool_waiting,
@@ -166,6 +178,11 @@ impl Metrics {
 
     pub fn observe_publish(&self, outcome: PublishOutcome) {
         self.inner.publishes.with_label_values(&[outcome_name(outcome)]).inc();
+    }
+
+    /// A call that ended with an HTTP/2 error of the client's making.
+    pub fn observe_stream_error(&self, reason: &'static str) {
+        self.inner.stream_errors.with_label_values(&[reason]).inc();
     }
 
     pub fn observe_changes_written(&self, changes: usize) {

@@ -40,6 +40,9 @@ pub enum Refusal {
     /// publish) still completes; retrying tells its outcome.
     #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
     RequestTimeout(Duration),
+    /// The request message did not arrive in time; the call was not started.
+    #[error("the request message did not arrive within {0:?}")]
+    RequestMessageTimeout(Duration),
     /// The server began to shut down while a stream was open.
     #[error("the server is shutting down; retry (a stream resumes from its last cursor)")]
     ShuttingDown,
@@ -83,6 +86,7 @@ fn refusal_code_and_reason(refusal: &Refusal) -> (Code, &'static str) {
         }
         Refusal::Overloaded => (Code::Unavailable, "OVERLOADED"),
         Refusal::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
+        Refusal::RequestMessageTimeout(_) => (Code::DeadlineExceeded, "REQUEST_MESSAGE_TIMEOUT"),
         Refusal::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
     }
 }

@@ -11,6 +11,7 @@ mod create_draft;
 mod database_outage;
 mod event_changes;
 mod get_draft_and_event;
+mod hostile_http2;
 mod hostile_input;
 mod limits;
 mod list_drafts;

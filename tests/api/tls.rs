@@ -143,6 +143,55 @@ async fn a_peer_that_stalls_the_tls_handshake_is_disconnected() {
     assert_eq!(served.expect("others are still served").version, 1);
 }
 
+/// A TLS client of our own making: it completes the TLS handshake and then
+/// sends what the test says (TLS 1.3, as rustls prefers).
+async fn tls_connection(
+    addr: SocketAddr,
+    trusted: &Ca,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake")
+}
+
+#[tokio::test]
+async fn a_peer_silent_after_the_tls_handshake_is_disconnected() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let server = server_certificate(&ca);
+    let tls = TlsSettings {
+        certificate_chain_pem: server.certificate.into_bytes(),
+        private_key_pem: server.private_key.into_bytes(),
+        client_ca_pem: None,
+        handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+    };
+    let app = TestApp::builder()
+        .tls(tls)
+        .server_settings(|s| s.http2.handshake_timeout = Duration::from_millis(500))
+        .spawn()
+        .await;
+
+    // Through TLS, then no HTTP/2 preface: nothing but a descriptor held.
+    let mut silent = tls_connection(app.addr, &ca).await;
+    let mut buffer = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while matches!(silent.read(&mut buffer).await, Ok(n) if n > 0) {}
+    });
+
+    assert!(closed.await.is_ok(), "the connection silent after TLS stayed open");
+    let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
+    assert_eq!(served.expect("real clients are still served").version, 1);
+}
+
 #[tokio::test]
 async fn client_certificates_act_only_for_the_organisations_listed_for_their_cn() {
     let ca = certificate_authority("DraftPublisher test CA");
