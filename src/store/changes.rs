@@ -211,6 +211,10 @@ impl Store {
         if !locked {
             return Ok(None);
         }
+        // A relay whose host vanishes leaves this transaction idle, holding
+        // the lock, until PostgreSQL notices: bound that, so another replica
+        // resends well within the stream's duplicate window.
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = '60s'").execute(&mut *tx).await?;
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
             r#"{}
             WHERE c.sent_time IS NULL AND c.position IS NOT NULL
