@@ -54,6 +54,11 @@ has_postgres_server() {
     compgen -G '/usr/lib/postgresql/*/bin/pg_ctl'
 }
 
+# Debian installs PgBouncer under /usr/sbin, which is not on every PATH.
+has_pgbouncer() {
+    has pgbouncer || [ -x /usr/sbin/pgbouncer ]
+}
+
 # --- what each purpose needs ---------------------------------------------------
 # With DATABASE_URL set the scripts use that server and start none of their
 # own; otherwise a local server, or the binaries to start a private one.
@@ -66,6 +71,7 @@ if [ "$purpose" = test ]; then
     need nodejs "the Node client tests and the pinned buf" has node
     need npm "installs the Node client's and buf's pinned packages" has npm
     need curl "the shell suites' gRPC health check" has curl
+    need pgbouncer "the tests run the service through a transaction pooler" has_pgbouncer
 fi
 
 # The private cluster runs as `postgres`: PostgreSQL refuses to run as root.
