@@ -76,6 +76,8 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        // Run against PostgreSQL itself, like `migrate`.
+        ..PoolSettings::default()
     };
     let store = Store::connect_lazy(database_url, &settings)?;
     let report = store.audit().await.context("auditing the database");

@@ -9,7 +9,7 @@ use crate::{
     auth::{BearerTokens, SecretToken},
     defaults,
     server::{ServerSettings, TlsSettings},
-    store::PoolSettings,
+    store::{PoolSettings, Pooler},
 };
 
 /// DraftPublisher: turns event drafts into published events, exactly once.
@@ -80,6 +80,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = shown(defaults::DB_STATEMENT_TIMEOUT), value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
 
+    /// Connection pooler between the service and PostgreSQL.
+    #[arg(long, env = "DRAFT_PUBLISHER_DB_POOLER", value_enum, default_value_t = DbPooler::None)]
+    pub db_pooler: DbPooler,
+
     /// File of accepted bearer tokens, one per line (blank lines and `#`
     /// comments ignored). With any token configured, the service and
     /// reflection require `authorization: Bearer <token>`; health stays open.
@@ -127,6 +131,16 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
 }
 
+/// What stands between the service and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbPooler {
+    /// PostgreSQL itself (or a session pooler).
+    None,
+    /// A transaction pooler such as PgBouncer in `pool_mode = transaction`:
+    /// needs `--skip-migrations` (run `migrate` against PostgreSQL directly).
+    Transaction,
+}
+
 /// A duration as the flags take it (`10s`, `500ms`), for their defaults.
 fn shown(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
@@ -138,6 +152,10 @@ impl ServeArgs {
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout,
             statement_timeout: self.db_statement_timeout,
+            pooler: match self.db_pooler {
+                DbPooler::None => Pooler::None,
+                DbPooler::Transaction => Pooler::Transaction,
+            },
         }
     }
 

@@ -97,7 +97,11 @@ impl Store {
         let mut tx = sqlx::Connection::begin(&mut *connection).await?;
         // Taken before the UPDATE, whose snapshot then sees the previous
         // pass's positions, so max(position) is current.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .persistent(self.named_statements())
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query_as::<_, PositionedRow>(
             r#"
             WITH ready AS (
@@ -119,22 +123,26 @@ impl Store {
         )
         .bind(now.as_datetime())
         .bind(limit)
+        .persistent(self.named_statements())
         .fetch_all(&mut *tx)
         .await?;
         let next_release: Option<OffsetDateTime> = sqlx::query_scalar(
             "SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1",
         )
         .bind(now.as_datetime())
+        .persistent(self.named_statements())
         .fetch_one(&mut *tx)
         .await?;
         if let Some(top) = rows.iter().map(|r| r.position).max() {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(top.to_string())
+                .persistent(self.named_statements())
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
+        connection.done().await?;
 
         let count = rows.len();
         let mut positioned: Vec<(OrganizationId, Position)> = Vec::new();
@@ -151,6 +159,7 @@ impl Store {
 
     /// The highest position of each organisation with changes after `after`.
     pub async fn positions_since(&self, after: Position) -> Result<Vec<(OrganizationId, Position)>, Error> {
+        let mut work = self.connection().await?;
         let rows = sqlx::query_as::<_, PositionedRow>(
             r#"
             SELECT organization_id, max(position) AS position
@@ -160,8 +169,10 @@ impl Store {
             "#,
         )
         .bind(after.get())
-        .fetch_all(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_all(&mut *work)
         .await?;
+        work.done().await?;
         Ok(rows
             .into_iter()
             .map(|r| (OrganizationId::from_uuid(r.organization_id), Position::from_stored(r.position)))
@@ -170,9 +181,12 @@ impl Store {
 
     /// The highest position given so far.
     pub async fn top_position(&self) -> Result<Position, Error> {
+        let mut work = self.connection().await?;
         let top: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_changes")
-            .fetch_one(&mut *self.connection().await?)
+            .persistent(self.named_statements())
+            .fetch_one(&mut *work)
             .await?;
+        work.done().await?;
         Ok(Position::from_stored(top.unwrap_or(0)))
     }
 
@@ -183,6 +197,7 @@ impl Store {
         after: Position,
         limit: u16,
     ) -> Result<Vec<EventChange>, Error> {
+        let mut work = self.connection().await?;
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
             r#"{CHANGES_WITH_EVENTS}
             WHERE c.organization_id = $1 AND c.position > $2 AND c.position IS NOT NULL
@@ -193,17 +208,20 @@ impl Store {
         .bind(organization_id.as_uuid())
         .bind(after.get())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_all(&mut *work)
         .await?;
+        work.done().await?;
         changes(rows)
     }
 
     /// Opens a relay batch: the oldest positioned changes not yet sent, when
     /// no other replica's relay holds the relay lock; `None` when one does.
     pub async fn begin_relay_batch(&self, limit: i64) -> Result<Option<RelayBatch>, Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK)
+            .persistent(self.named_statements())
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
@@ -217,20 +235,24 @@ impl Store {
             "#
         )))
         .bind(limit)
+        .persistent(self.named_statements())
         .fetch_all(&mut *tx)
         .await?;
-        Ok(Some(RelayBatch { tx, changes: changes(rows)? }))
+        Ok(Some(RelayBatch { tx, changes: changes(rows)?, named_statements: self.named_statements() }))
     }
 
     /// Seconds since the oldest change due by `now` and not yet sent became
     /// due; 0 when every due change is sent.
     pub async fn oldest_unsent_age(&self, now: Timestamp) -> Result<f64, Error> {
+        let mut work = self.connection().await?;
         let oldest: Option<OffsetDateTime> = sqlx::query_scalar(
             "SELECT min(change_time) FROM event_changes WHERE sent_time IS NULL AND change_time <= $1",
         )
         .bind(now.as_datetime())
-        .fetch_one(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_one(&mut *work)
         .await?;
+        work.done().await?;
         Ok(oldest.map_or(0.0, |oldest| (now.as_datetime() - oldest).as_seconds_f64().max(0.0)))
     }
 }
@@ -240,6 +262,7 @@ impl Store {
 pub struct RelayBatch {
     tx: Transaction<'static, Postgres>,
     pub changes: Vec<EventChange>,
+    named_statements: bool,
 }
 
 impl RelayBatch {
@@ -259,6 +282,7 @@ impl RelayBatch {
             .bind(&event_ids)
             .bind(&kinds)
             .bind(now.as_datetime())
+            .persistent(self.named_statements)
             .execute(&mut *self.tx)
             .await?;
         }

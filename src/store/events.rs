@@ -14,6 +14,7 @@ impl Store {
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<(Draft, Option<Event>)>, Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, DraftMaybeEventRow>(
             r#"
             SELECT d.*,
@@ -28,8 +29,10 @@ impl Store {
         )
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
         .await?;
+        work.done().await?;
         Ok(row.map(|row| (row.draft.into(), row.event.0.map(Event::from))))
     }
 
@@ -53,6 +56,7 @@ impl Store {
         publish_time: Timestamp,
         now: Timestamp,
     ) -> Result<(Draft, Event), Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, DraftEventRow>(
             r#"
             WITH draft AS (
@@ -94,8 +98,10 @@ impl Store {
         .bind(event_id.as_uuid())
         .bind(publish_time.as_datetime())
         .bind(now.as_datetime())
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
         .await?;
+        work.done().await?;
         let row = row.ok_or(Error::DraftChanged)?;
         Ok((row.draft.into(), row.event.into()))
     }
@@ -105,6 +111,7 @@ impl Store {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Option<Event>, Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, EventRow>(
             r#"
             SELECT id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
@@ -117,8 +124,10 @@ impl Store {
         )
         .bind(event_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
         .await?;
+        work.done().await?;
         Ok(row.map(Event::from))
     }
 }

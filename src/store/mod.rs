@@ -10,6 +10,7 @@ mod events;
 mod rows;
 
 use std::{
+    ops::{Deref, DerefMut},
     str::FromStr,
     sync::{
         Arc,
@@ -20,7 +21,7 @@ use std::{
 
 use anyhow::Context;
 use sqlx::{
-    ConnectOptions, Connection, PgPool, Postgres,
+    AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Postgres, Transaction,
     migrate::{MigrateDatabase, Migrator},
     pool::PoolConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -49,8 +50,29 @@ pub struct PoolSettings {
     /// How long a call waits for a connection (including connecting) before
     /// it fails with UNAVAILABLE.
     pub acquire_timeout: Duration,
-    /// PostgreSQL's `statement_timeout` for the service's sessions.
+    /// PostgreSQL's `statement_timeout` for the service's statements.
     pub statement_timeout: Duration,
+    /// What stands between the service and PostgreSQL.
+    pub pooler: Pooler,
+}
+
+/// A connection pooler in front of PostgreSQL, and so what a session may rely on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pooler {
+    /// Connections to PostgreSQL itself (or a session pooler): a session is
+    /// one server connection, so its settings and prepared statements last.
+    #[default]
+    None,
+    /// A transaction pooler (PgBouncer `pool_mode = transaction`): only a
+    /// transaction is sure to stay on one server connection. So every unit
+    /// of work runs in a transaction that sets the statement timeout (`SET
+    /// LOCAL`; the pooler refuses the `options` startup parameter) — sqlx
+    /// parses and executes a statement in two exchanges, which outside a
+    /// transaction may reach two server connections — and statements are
+    /// unnamed: a named one outlives its transaction on a server connection
+    /// other clients then share. sqlx names its statements even with the
+    /// statement cache off, so each query says `persistent(false)`.
+    Transaction,
 }
 
 impl Default for PoolSettings {
@@ -59,6 +81,7 @@ impl Default for PoolSettings {
             max_connections: defaults::DB_MAX_CONNECTIONS,
             acquire_timeout: defaults::DB_ACQUIRE_TIMEOUT,
             statement_timeout: defaults::DB_STATEMENT_TIMEOUT,
+            pooler: Pooler::None,
         }
     }
 }
@@ -90,6 +113,47 @@ pub struct Store {
     /// Calls waiting for a connection of `pool` right now (a metric the pool
     /// itself does not expose).
     waiting: Arc<AtomicUsize>,
+    /// Behind a transaction pooler: how each unit of work begins
+    /// (`BEGIN; SET LOCAL statement_timeout = …`); `None` without one.
+    begin: Option<Arc<str>>,
+}
+
+/// A connection for one unit of work: the session itself, or behind a
+/// transaction pooler a transaction carrying the statement timeout. End it
+/// with [`Work::done`]; dropped unfinished, its transaction rolls back.
+pub(crate) enum Work {
+    Session(PoolConnection<Postgres>),
+    Transaction(Transaction<'static, Postgres>),
+}
+
+impl Work {
+    /// Commits the unit of work's transaction, if it has one.
+    pub(crate) async fn done(self) -> Result<(), Error> {
+        if let Self::Transaction(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Work {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Session(connection) => connection,
+            Self::Transaction(tx) => tx,
+        }
+    }
+}
+
+impl DerefMut for Work {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Session(connection) => connection,
+            Self::Transaction(tx) => tx,
+        }
+    }
 }
 
 /// Counts one waiter for as long as it lives, even if the wait is cancelled.
@@ -129,8 +193,14 @@ impl Store {
         let options = PgConnectOptions::from_str(url)
             .context("parsing DATABASE_URL")?
             .application_name("draft-publisher")
-            .options([("statement_timeout", statement_timeout.as_str())])
             .log_statements(tracing::log::LevelFilter::Trace);
+        let (options, begin) = match settings.pooler {
+            Pooler::None => (options.options([("statement_timeout", statement_timeout.as_str())]), None),
+            Pooler::Transaction => (
+                options.statement_cache_capacity(0),
+                Some(format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout}").into()),
+            ),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -157,7 +227,7 @@ impl Store {
             .max_connections(BACKGROUND_CONNECTIONS)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        Ok(Self { pool, probe, background, waiting: Arc::default() })
+        Ok(Self { pool, probe, background, waiting: Arc::default(), begin })
     }
 
     /// The same database through the background connections: the store the
@@ -168,6 +238,7 @@ impl Store {
             probe: self.probe.clone(),
             background: self.background.clone(),
             waiting: Arc::default(),
+            begin: self.begin.clone(),
         }
     }
 
@@ -181,10 +252,35 @@ impl Store {
         }
     }
 
-    /// A connection of the pool for one statement, counted while awaited.
-    async fn connection(&self) -> Result<PoolConnection<Postgres>, Error> {
+    /// A connection of the pool for one unit of work, counted while awaited
+    /// (behind a transaction pooler, up to its `BEGIN`'s answer).
+    async fn connection(&self) -> Result<Work, Error> {
         let _waiting = Waiting::begin(&self.waiting);
-        Ok(self.pool.acquire().await?)
+        Ok(match &self.begin {
+            None => Work::Session(self.pool.acquire().await?),
+            Some(begin) => Work::Transaction(self.pool.begin_with(AssertSqlSafe(begin.to_string())).await?),
+        })
+    }
+
+    /// A transaction of its own (behind a transaction pooler, one that sets
+    /// the statement timeout).
+    async fn transaction(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        Ok(match &self.begin {
+            None => self.pool.begin().await?,
+            Some(begin) => self.pool.begin_with(AssertSqlSafe(begin.to_string())).await?,
+        })
+    }
+
+    /// Whether statements may be prepared once per session and named: not
+    /// behind a transaction pooler (see [`Pooler::Transaction`]).
+    fn named_statements(&self) -> bool {
+        self.begin.is_none()
+    }
+
+    /// True when LISTEN/NOTIFY reach this replica: not through a transaction
+    /// pooler, where a LISTEN ends with its transaction's server connection.
+    pub fn can_listen(&self) -> bool {
+        self.begin.is_none()
     }
 
     /// Applies pending migrations; safe to run from several replicas at once.
