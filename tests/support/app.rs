@@ -15,7 +15,7 @@ use std::{
 };
 
 use draft_publisher::{
-    Clock, PoolSettings, Store, SystemClock, Timestamp, prepare_database,
+    Clock, PoolSettings, Pooler, Store, SystemClock, Timestamp, prepare_database,
     server::{BearerTokens, ServerSettings, TlsSettings},
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 
 use crate::support::{
     client::TestClient,
-    database::{TestDatabase, UNREACHABLE_DATABASE_URL},
+    database::{TestDatabase, UNREACHABLE_DATABASE_URL, with_database},
     net,
     server::TestServer,
 };
@@ -74,6 +74,9 @@ pub struct TestAppBuilder {
     settings: ServerSettings,
     pool: PoolSettings,
     database: Database,
+    /// A transaction pooler's URL (any database): the server reaches its
+    /// database through it, migrations go directly.
+    pooler: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -129,6 +132,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Reaches its own database through `pooler` (`--db-pooler
+    /// transaction`), after migrating it directly.
+    pub fn through_pooler(mut self, pooler: &crate::support::pgbouncer::PgBouncer) -> Self {
+        self.pooler = Some(pooler.url("postgres"));
+        self
+    }
+
     /// Serves from a database server that cannot be reached.
     pub fn unreachable_database(mut self) -> Self {
         self.database = Database::Unreachable;
@@ -140,7 +150,14 @@ impl TestAppBuilder {
         let (own, url, store) = match self.database {
             Database::Own => {
                 let own = TestDatabase::new();
-                let store = own.prepare(&self.pool).await;
+                let store = match &self.pooler {
+                    None => own.prepare(&self.pool).await,
+                    Some(pooler) => {
+                        own.prepare(&PoolSettings::default()).await.close().await;
+                        let pool = PoolSettings { pooler: Pooler::Transaction, ..self.pool.clone() };
+                        Store::connect_lazy(&with_database(pooler, own.name()), &pool).expect("a valid URL")
+                    }
+                };
                 let url = own.url.clone();
                 (Some(own), url, store)
             }
@@ -209,6 +226,7 @@ impl TestApp {
             settings: ServerSettings::default(),
             pool: PoolSettings::default(),
             database: Database::Own,
+            pooler: None,
         }
     }
 

@@ -8,7 +8,8 @@
 //! - [`requests`]: request builders; [`assertions`]: the contract's error
 //!   details.
 //! - [`database`], [`pg_cluster`]: a database of the test's own, or a private
-//!   cluster for tests that stop or restart PostgreSQL.
+//!   cluster for tests that stop or restart PostgreSQL; [`pgbouncer`]: a
+//!   private transaction pooler in front of it.
 //! - [`locks`]: rows held by the test and calls seen waiting on them;
 //!   [`rows`]: rows written and counted behind the service's back.
 //! - [`feed`]: the change feed as consumers read it (List pages, Watch
@@ -31,6 +32,7 @@ pub mod locks;
 pub mod metrics;
 pub mod net;
 pub mod pg_cluster;
+pub mod pgbouncer;
 pub mod requests;
 pub mod rows;
 pub mod server;

@@ -1,0 +1,85 @@
+//! Behind a transaction pooler (`--db-pooler transaction`): a private
+//! PgBouncer in transaction mode between the server and PostgreSQL, which
+//! keeps no session state across transactions and refuses the `options`
+//! startup parameter. The same guarantees hold there.
+
+use std::time::{Duration, Instant};
+
+use draft_publisher::proto::v1 as pb;
+use tonic::Code;
+
+use crate::{
+    races::{assert_invariants, concurrent_publishers_race},
+    support::{pgbouncer::PgBouncer, *},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_get_one_event_through_a_transaction_pooler() {
+    let pooler = PgBouncer::start();
+    let app = TestApp::builder().through_pooler(&pooler).spawn().await;
+
+    concurrent_publishers_race(&app).await;
+    assert_invariants(&app.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_answers_through_a_transaction_pooler() {
+    let pooler = PgBouncer::start();
+    let app = TestApp::builder().through_pooler(&pooler).spawn().await;
+    let org = new_id();
+
+    let draft = app.complete_draft(&org).await;
+    let published = app.publish(&org, &draft.id).await.expect("publish answers OK");
+    let again = app.publish(&org, &draft.id).await.expect("a second publish answers OK");
+    let event = app.fetch_event(&org, &published.event_id).await;
+    let fetched = app.fetch_draft(&org, &draft.id).await;
+    let listed = app
+        .list_drafts(list_request(&org, 0, "", pb::DraftStatus::Unspecified))
+        .await
+        .expect("ListDrafts answers OK");
+
+    assert!(again.already_published);
+    assert_eq!(again.event_id, published.event_id);
+    assert_eq!(event.id, published.event_id);
+    assert_eq!(fetched.event_id, published.event_id);
+    assert_eq!(listed.drafts.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sees_every_publish_through_a_transaction_pooler() {
+    let pooler = PgBouncer::start();
+    let app = TestApp::builder().through_pooler(&pooler).spawn().await;
+    let org = new_id();
+    let mut watcher = app.watch(&org, "").await;
+
+    let mut event_ids = Vec::new();
+    for _ in 0..3 {
+        let draft = app.complete_draft(&org).await;
+        event_ids.push(app.publish(&org, &draft.id).await.expect("publish answers OK").event_id);
+    }
+    let changes = watcher.take(3).await;
+
+    let seen: Vec<_> = changes.iter().map(|c| c.event.as_ref().expect("an event").id.clone()).collect();
+    assert_eq!(seen, event_ids, "each publish once, in order");
+    assert_eq!(app.changes_after(&org, "").await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_timeout_holds_through_a_transaction_pooler() {
+    let pooler = PgBouncer::start();
+    let app = TestApp::builder()
+        .through_pooler(&pooler)
+        .pool(|pool| pool.statement_timeout = Duration::from_millis(300))
+        .spawn()
+        .await;
+    let draft = app.complete_draft(&new_id()).await;
+    let holder = app.hold_draft(&draft.id).await;
+
+    let started = Instant::now();
+    let status = app.publish(&draft.organization_id, &draft.id).await.unwrap_err();
+
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    holder.rollback().await.unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 0, "the cancelled publish left an event");
+}
