@@ -32,6 +32,10 @@ pub enum Refusal {
     /// publish) still completes; retrying tells its outcome.
     #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
     RequestTimeout(Duration),
+    /// The caller's own deadline (`grpc-timeout`) ran out. Work already
+    /// started still completes, as for `RequestTimeout`.
+    #[error("the call's deadline of {0:?} ran out; retry to learn its outcome")]
+    DeadlineExceeded(Duration),
     /// The server began to shut down while a stream was open.
     #[error("the server is shutting down; retry (a stream resumes from its last cursor)")]
     ShuttingDown,
@@ -65,6 +69,7 @@ fn refusal_code_and_reason(refusal: &Refusal) -> (Code, &'static str) {
         Refusal::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
         Refusal::Overloaded => (Code::Unavailable, "OVERLOADED"),
         Refusal::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
+        Refusal::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         Refusal::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
     }
 }

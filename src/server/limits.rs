@@ -1,5 +1,6 @@
 //! Per-call limits, as a tower layer around every service: a server-side
-//! timeout and a cap on calls in flight that sheds the excess at once.
+//! timeout (or the caller's shorter deadline, see `deadline`) and a cap on
+//! calls in flight that sheds the excess at once.
 //!
 //! Both answer with a proper gRPC status built from a `Refusal` (not
 //! a transport error or an HTTP status), so clients see `DEADLINE_EXCEEDED`
@@ -83,14 +84,14 @@ where
         // The clone that was not polled ready stays behind for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let timeout = self.limits.timeout;
+        let (timeout, refusal) = super::deadline::of(request.headers(), self.limits.timeout);
         Box::pin(async move {
             let _permit = permit;
             // Bounds the wait for the answer's head: for a unary call that is
             // the whole call; a stream (health Watch) runs on once started.
             match tokio::time::timeout(timeout, inner.call(request)).await {
                 Ok(answer) => answer,
-                Err(_) => Ok(reject(Refusal::RequestTimeout(timeout))),
+                Err(_) => Ok(reject(refusal)),
             }
         })
     }

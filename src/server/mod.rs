@@ -3,8 +3,10 @@
 //! and runs it (with the metrics listener, when configured) until shutdown,
 //! then drains the calls in flight for at most the grace period.
 //!
-//! `limits`, `observe` and `tls` hold the parts; this file only wires them.
+//! `limits` (with `deadline`), `observe` and `tls` hold the parts; this
+//! file only wires them.
 
+mod deadline;
 mod limits;
 mod observe;
 mod tls;
