@@ -3,11 +3,12 @@
 //! and runs it (with the metrics listener, when configured) until shutdown,
 //! then drains the calls in flight for at most the grace period.
 //!
-//! `limits` (with `deadline`), `observe` and `tls` hold the parts; this
-//! file only wires them.
+//! `limits` (with `deadline`), `message_size`, `observe` and `tls` hold the
+//! parts; this file only wires them.
 
 mod deadline;
 mod limits;
+mod message_size;
 mod observe;
 mod tls;
 
@@ -25,7 +26,7 @@ use tonic::{
 use tonic_health::ServingStatus;
 
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
-use self::{limits::CallLimitsLayer, observe::ObserveLayer};
+use self::{limits::CallLimitsLayer, message_size::MessageSizeLayer, observe::ObserveLayer};
 pub use crate::auth::BearerTokens;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
@@ -163,6 +164,7 @@ pub async fn serve(
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
         .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
+        .layer(MessageSizeLayer::new(settings.max_message_size))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
