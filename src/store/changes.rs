@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Error, Store, rows::EventRow};
+use super::{Answer, Error, Store, rows::EventRow};
 use crate::domain::{ChangeId, ChangeKind, Event, EventChange, OrganizationId, Position, Timestamp};
 
 /// Advisory lock keys (`pg_*_advisory_xact_lock`): one sequencer pass, and
@@ -82,6 +82,7 @@ impl Store {
         let earliest: Option<OffsetDateTime> =
             sqlx::query_scalar("SELECT min(change_time) FROM event_changes WHERE position IS NULL")
                 .fetch_one(&mut *connection)
+                .within(self.answer_within)
                 .await?;
         match earliest {
             None => return Ok(SequencerPass::default()),
@@ -94,13 +95,14 @@ impl Store {
             Some(_) => {}
         }
 
-        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        let mut tx = sqlx::Connection::begin(&mut *connection).within(self.answer_within).await?;
         // Taken before the UPDATE, whose snapshot then sees the previous
         // pass's positions, so max(position) is current.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SEQUENCER_LOCK)
             .persistent(self.named_statements())
             .execute(&mut *tx)
+            .within(self.answer_within)
             .await?;
         let rows = sqlx::query_as::<_, PositionedRow>(
             r#"
@@ -125,6 +127,7 @@ impl Store {
         .bind(limit)
         .persistent(self.named_statements())
         .fetch_all(&mut *tx)
+        .within(self.answer_within)
         .await?;
         let next_release: Option<OffsetDateTime> = sqlx::query_scalar(
             "SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1",
@@ -132,6 +135,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_one(&mut *tx)
+        .within(self.answer_within)
         .await?;
         if let Some(top) = rows.iter().map(|r| r.position).max() {
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -139,9 +143,10 @@ impl Store {
                 .bind(top.to_string())
                 .persistent(self.named_statements())
                 .execute(&mut *tx)
+                .within(self.answer_within)
                 .await?;
         }
-        tx.commit().await?;
+        tx.commit().within(self.answer_within).await?;
         connection.done().await?;
 
         let count = rows.len();
@@ -171,6 +176,7 @@ impl Store {
         .bind(after.get())
         .persistent(self.named_statements())
         .fetch_all(&mut *work)
+        .within(self.answer_within)
         .await?;
         work.done().await?;
         Ok(rows
@@ -185,6 +191,7 @@ impl Store {
         let top: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_changes")
             .persistent(self.named_statements())
             .fetch_one(&mut *work)
+            .within(self.answer_within)
             .await?;
         work.done().await?;
         Ok(Position::from_stored(top.unwrap_or(0)))
@@ -210,6 +217,7 @@ impl Store {
         .bind(i64::from(limit))
         .persistent(self.named_statements())
         .fetch_all(&mut *work)
+        .within(self.answer_within)
         .await?;
         work.done().await?;
         changes(rows)
@@ -223,6 +231,7 @@ impl Store {
             .bind(RELAY_LOCK)
             .persistent(self.named_statements())
             .fetch_one(&mut *tx)
+            .within(self.answer_within)
             .await?;
         if !locked {
             return Ok(None);
@@ -237,6 +246,7 @@ impl Store {
         .bind(limit)
         .persistent(self.named_statements())
         .fetch_all(&mut *tx)
+        .within(self.answer_within)
         .await?;
         Ok(Some(RelayBatch { tx, changes: changes(rows)?, named_statements: self.named_statements() }))
     }
@@ -251,6 +261,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_one(&mut *work)
+        .within(self.answer_within)
         .await?;
         work.done().await?;
         Ok(oldest.map_or(0.0, |oldest| (now.as_datetime() - oldest).as_seconds_f64().max(0.0)))

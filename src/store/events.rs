@@ -1,7 +1,7 @@
 //! Publication: linking a draft to its one event, and reading events.
 
 use super::{
-    Error, Store,
+    Answer, Error, Store,
     rows::{DraftEventRow, DraftMaybeEventRow, EventRow},
 };
 use crate::domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp};
@@ -31,6 +31,7 @@ impl Store {
         .bind(organization_id.as_uuid())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
+        .within(self.answer_within)
         .await?;
         work.done().await?;
         Ok(row.map(|row| (row.draft.into(), row.event.0.map(Event::from))))
@@ -100,6 +101,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
+        .within(self.answer_within)
         .await?;
         work.done().await?;
         let row = row.ok_or(Error::DraftChanged)?;
@@ -126,6 +128,7 @@ impl Store {
         .bind(organization_id.as_uuid())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
+        .within(self.answer_within)
         .await?;
         work.done().await?;
         Ok(row.map(Event::from))

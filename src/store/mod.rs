@@ -10,7 +10,9 @@ mod events;
 mod rows;
 
 use std::{
+    future::Future,
     ops::{Deref, DerefMut},
+    pin::Pin,
     str::FromStr,
     sync::{
         Arc,
@@ -35,6 +37,17 @@ pub use error::Error;
 
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// How long past the statement timeout a statement's answer may take before
+/// the connection is deemed dead: a server that stopped answering without
+/// closing the connection (a half-open TCP connection, a stalled network)
+/// fails the call instead of hanging it, and the pool closes the connection.
+pub const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a connection given back to the pool may take to answer a ping
+/// (after a call gave up on it mid-statement, it may never): it is closed
+/// otherwise, so that a dead connection never holds a place in the pool.
+const RELEASE_PING: Duration = Duration::from_secs(1);
 
 /// Connections for background work: the LISTEN connection, the sequencer,
 /// the hub's reads and the relay's batch.
@@ -116,6 +129,33 @@ pub struct Store {
     /// Behind a transaction pooler: how each unit of work begins
     /// (`BEGIN; SET LOCAL statement_timeout = …`); `None` without one.
     begin: Option<Arc<str>>,
+    /// How long an exchange with the server may take: the statement
+    /// timeout plus [`ANSWER_GRACE`] (unbounded without a statement timeout).
+    answer_within: Duration,
+}
+
+/// Bounds a database exchange by the store's `answer_within`, turning both
+/// its failure and its silence into the store's [`Error`].
+pub(crate) trait Answer<'a, T> {
+    fn within(self, bound: Duration) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+}
+
+impl<'a, T, F> Answer<'a, T> for F
+where
+    F: Future<Output = Result<T, sqlx::Error>> + Send + 'a,
+    T: 'a,
+{
+    fn within(self, bound: Duration) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>> {
+        Box::pin(async move {
+            match tokio::time::timeout(bound, self).await {
+                Ok(answer) => Ok(answer?),
+                Err(_) => Err(Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the database did not answer within {bound:?}"),
+                )))),
+            }
+        })
+    }
 }
 
 /// A connection for one unit of work: the session itself, or behind a
@@ -123,14 +163,14 @@ pub struct Store {
 /// with [`Work::done`]; dropped unfinished, its transaction rolls back.
 pub(crate) enum Work {
     Session(PoolConnection<Postgres>),
-    Transaction(Transaction<'static, Postgres>),
+    Transaction(Transaction<'static, Postgres>, Duration),
 }
 
 impl Work {
     /// Commits the unit of work's transaction, if it has one.
     pub(crate) async fn done(self) -> Result<(), Error> {
-        if let Self::Transaction(tx) = self {
-            tx.commit().await?;
+        if let Self::Transaction(tx, answer_within) = self {
+            tx.commit().within(answer_within).await?;
         }
         Ok(())
     }
@@ -142,7 +182,7 @@ impl Deref for Work {
     fn deref(&self) -> &PgConnection {
         match self {
             Self::Session(connection) => connection,
-            Self::Transaction(tx) => tx,
+            Self::Transaction(tx, _) => tx,
         }
     }
 }
@@ -151,7 +191,7 @@ impl DerefMut for Work {
     fn deref_mut(&mut self) -> &mut PgConnection {
         match self {
             Self::Session(connection) => connection,
-            Self::Transaction(tx) => tx,
+            Self::Transaction(tx, _) => tx,
         }
     }
 }
@@ -218,16 +258,23 @@ impl Store {
                     Ok(true)
                 })
             })
+            .after_release(|conn, _| Box::pin(answers_after_release(conn)))
             .connect_lazy_with(options.clone());
         let probe = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
+            .after_release(|conn, _| Box::pin(answers_after_release(conn)))
             .connect_lazy_with(options.clone());
         let background = PgPoolOptions::new()
             .max_connections(BACKGROUND_CONNECTIONS)
             .acquire_timeout(settings.acquire_timeout)
+            .after_release(|conn, _| Box::pin(answers_after_release(conn)))
             .connect_lazy_with(options);
-        Ok(Self { pool, probe, background, waiting: Arc::default(), begin })
+        let answer_within = match settings.statement_timeout {
+            Duration::ZERO => Duration::MAX,
+            timeout => timeout + ANSWER_GRACE,
+        };
+        Ok(Self { pool, probe, background, waiting: Arc::default(), begin, answer_within })
     }
 
     /// The same database through the background connections: the store the
@@ -239,6 +286,7 @@ impl Store {
             background: self.background.clone(),
             waiting: Arc::default(),
             begin: self.begin.clone(),
+            answer_within: self.answer_within,
         }
     }
 
@@ -258,7 +306,10 @@ impl Store {
         let _waiting = Waiting::begin(&self.waiting);
         Ok(match &self.begin {
             None => Work::Session(self.pool.acquire().await?),
-            Some(begin) => Work::Transaction(self.pool.begin_with(AssertSqlSafe(begin.to_string())).await?),
+            Some(begin) => Work::Transaction(
+                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(self.answer_within).await?,
+                self.answer_within,
+            ),
         })
     }
 
@@ -267,7 +318,9 @@ impl Store {
     async fn transaction(&self) -> Result<Transaction<'static, Postgres>, Error> {
         Ok(match &self.begin {
             None => self.pool.begin().await?,
-            Some(begin) => self.pool.begin_with(AssertSqlSafe(begin.to_string())).await?,
+            Some(begin) => {
+                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(self.answer_within).await?
+            }
         })
     }
 
@@ -299,5 +352,18 @@ impl Store {
         self.probe.close().await;
         self.background.close().await;
         self.pool.close().await;
+    }
+}
+
+/// Whether a connection given back to the pool still answers (sqlx's own
+/// check on release waits for ever). An error closes it at once, without
+/// the goodbye a silent server would never read.
+async fn answers_after_release(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    match tokio::time::timeout(RELEASE_PING, conn.ping()).await {
+        Ok(answered) => answered.map(|()| true),
+        Err(_) => {
+            tracing::warn!("closing a database connection that stopped answering");
+            Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()))
+        }
     }
 }
