@@ -18,6 +18,7 @@ mod loadgen;
 mod logs;
 mod malformed_messages;
 mod metrics;
+mod network_faults;
 mod pooler;
 mod publish_draft;
 mod races;

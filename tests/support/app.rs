@@ -74,9 +74,10 @@ pub struct TestAppBuilder {
     settings: ServerSettings,
     pool: PoolSettings,
     database: Database,
-    /// A transaction pooler's URL (any database): the server reaches its
-    /// database through it, migrations go directly.
-    pooler: Option<String>,
+    /// A pooler's or proxy's URL (any database), and whether it pools
+    /// transactions: the server reaches its database through it,
+    /// migrations go directly.
+    via: Option<(String, Pooler)>,
 }
 
 impl TestAppBuilder {
@@ -135,7 +136,13 @@ impl TestAppBuilder {
     /// Reaches its own database through `pooler` (`--db-pooler
     /// transaction`), after migrating it directly.
     pub fn through_pooler(mut self, pooler: &crate::support::pgbouncer::PgBouncer) -> Self {
-        self.pooler = Some(pooler.url("postgres"));
+        self.via = Some((pooler.url("postgres"), Pooler::Transaction));
+        self
+    }
+
+    /// Reaches its own database through `proxy`, after migrating it directly.
+    pub fn through_proxy(mut self, proxy: &crate::support::fault_proxy::FaultProxy) -> Self {
+        self.via = Some((proxy.url("postgres"), Pooler::None));
         self
     }
 
@@ -150,12 +157,12 @@ impl TestAppBuilder {
         let (own, url, store) = match self.database {
             Database::Own => {
                 let own = TestDatabase::new();
-                let store = match &self.pooler {
+                let store = match &self.via {
                     None => own.prepare(&self.pool).await,
-                    Some(pooler) => {
+                    Some((via, pooler)) => {
                         own.prepare(&PoolSettings::default()).await.close().await;
-                        let pool = PoolSettings { pooler: Pooler::Transaction, ..self.pool.clone() };
-                        Store::connect_lazy(&with_database(pooler, own.name()), &pool).expect("a valid URL")
+                        let pool = PoolSettings { pooler: *pooler, ..self.pool.clone() };
+                        Store::connect_lazy(&with_database(via, own.name()), &pool).expect("a valid URL")
                     }
                 };
                 let url = own.url.clone();
@@ -226,7 +233,7 @@ impl TestApp {
             settings: ServerSettings::default(),
             pool: PoolSettings::default(),
             database: Database::Own,
-            pooler: None,
+            via: None,
         }
     }
 

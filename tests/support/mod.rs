@@ -9,7 +9,8 @@
 //!   details.
 //! - [`database`], [`pg_cluster`]: a database of the test's own, or a private
 //!   cluster for tests that stop or restart PostgreSQL; [`pgbouncer`]: a
-//!   private transaction pooler in front of it.
+//!   private transaction pooler in front of it; [`fault_proxy`]: a TCP proxy
+//!   that breaks the network between the server and its database.
 //! - [`locks`]: rows held by the test and calls seen waiting on them;
 //!   [`rows`]: rows written and counted behind the service's back.
 //! - [`feed`]: the change feed as consumers read it (List pages, Watch
@@ -26,6 +27,7 @@ pub mod assertions;
 pub mod binary;
 pub mod client;
 pub mod database;
+pub mod fault_proxy;
 pub mod feed;
 pub mod health;
 pub mod locks;
