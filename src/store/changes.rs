@@ -82,7 +82,7 @@ impl Store {
         let earliest: Option<OffsetDateTime> =
             sqlx::query_scalar("SELECT min(change_time) FROM event_changes WHERE position IS NULL")
                 .fetch_one(&mut *connection)
-                .within(self.answer_within)
+                .within(&self.answer_within)
                 .await?;
         match earliest {
             None => return Ok(SequencerPass::default()),
@@ -95,14 +95,14 @@ impl Store {
             Some(_) => {}
         }
 
-        let mut tx = sqlx::Connection::begin(&mut *connection).within(self.answer_within).await?;
+        let mut tx = sqlx::Connection::begin(&mut *connection).within(&self.answer_within).await?;
         // Taken before the UPDATE, whose snapshot then sees the previous
         // pass's positions, so max(position) is current.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SEQUENCER_LOCK)
             .persistent(self.named_statements())
             .execute(&mut *tx)
-            .within(self.answer_within)
+            .within(&self.answer_within)
             .await?;
         let rows = sqlx::query_as::<_, PositionedRow>(
             r#"
@@ -127,7 +127,7 @@ impl Store {
         .bind(limit)
         .persistent(self.named_statements())
         .fetch_all(&mut *tx)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         let next_release: Option<OffsetDateTime> = sqlx::query_scalar(
             "SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1",
@@ -135,7 +135,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_one(&mut *tx)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         if let Some(top) = rows.iter().map(|r| r.position).max() {
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -143,10 +143,10 @@ impl Store {
                 .bind(top.to_string())
                 .persistent(self.named_statements())
                 .execute(&mut *tx)
-                .within(self.answer_within)
+                .within(&self.answer_within)
                 .await?;
         }
-        tx.commit().within(self.answer_within).await?;
+        tx.commit().within(&self.answer_within).await?;
         connection.done().await?;
 
         let count = rows.len();
@@ -176,7 +176,7 @@ impl Store {
         .bind(after.get())
         .persistent(self.named_statements())
         .fetch_all(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         Ok(rows
@@ -191,7 +191,7 @@ impl Store {
         let top: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_changes")
             .persistent(self.named_statements())
             .fetch_one(&mut *work)
-            .within(self.answer_within)
+            .within(&self.answer_within)
             .await?;
         work.done().await?;
         Ok(Position::from_stored(top.unwrap_or(0)))
@@ -217,7 +217,7 @@ impl Store {
         .bind(i64::from(limit))
         .persistent(self.named_statements())
         .fetch_all(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         changes(rows)
@@ -231,7 +231,7 @@ impl Store {
             .bind(RELAY_LOCK)
             .persistent(self.named_statements())
             .fetch_one(&mut *tx)
-            .within(self.answer_within)
+            .within(&self.answer_within)
             .await?;
         if !locked {
             return Ok(None);
@@ -246,7 +246,7 @@ impl Store {
         .bind(limit)
         .persistent(self.named_statements())
         .fetch_all(&mut *tx)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         Ok(Some(RelayBatch { tx, changes: changes(rows)?, named_statements: self.named_statements() }))
     }
@@ -261,7 +261,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_one(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         Ok(oldest.map_or(0.0, |oldest| (now.as_datetime() - oldest).as_seconds_f64().max(0.0)))

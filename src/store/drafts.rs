@@ -62,7 +62,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         if let Some(row) = inserted {
@@ -81,7 +81,7 @@ impl Store {
         .bind(request_id)
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?
         // Drafts are never deleted, so the conflicting row is there.
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("request_id conflict without a row")))?;
@@ -109,7 +109,7 @@ impl Store {
         .bind(organization_id.as_uuid())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         Ok(row.map(Draft::from))
@@ -145,7 +145,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         row.map(Draft::from).ok_or(Error::DraftChanged)
@@ -198,7 +198,7 @@ impl Store {
         .bind(i64::from(page_size.get()) + 1)
         .persistent(self.named_statements())
         .fetch_all(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         Ok(found.into_iter().map(Draft::from).collect())

@@ -31,7 +31,7 @@ impl Store {
         .bind(organization_id.as_uuid())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         Ok(row.map(|row| (row.draft.into(), row.event.0.map(Event::from))))
@@ -101,7 +101,7 @@ impl Store {
         .bind(now.as_datetime())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         let row = row.ok_or(Error::DraftChanged)?;
@@ -128,7 +128,7 @@ impl Store {
         .bind(organization_id.as_uuid())
         .persistent(self.named_statements())
         .fetch_optional(&mut *work)
-        .within(self.answer_within)
+        .within(&self.answer_within)
         .await?;
         work.done().await?;
         Ok(row.map(Event::from))

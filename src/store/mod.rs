@@ -15,10 +15,10 @@ use std::{
     pin::Pin,
     str::FromStr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -48,6 +48,12 @@ pub const ANSWER_GRACE: Duration = Duration::from_secs(1);
 /// (after a call gave up on it mid-statement, it may never): it is closed
 /// otherwise, so that a dead connection never holds a place in the pool.
 const RELEASE_PING: Duration = Duration::from_secs(1);
+
+/// After an exchange went unanswered, connections of the calls' pool given
+/// back within this long are pinged (with [`RELEASE_PING`]) before reuse.
+/// The one that went silent is given back at once; at other times the
+/// check would cost every call's release a round trip.
+const SUSPECT_AFTER_SILENCE: Duration = Duration::from_secs(1);
 
 /// Connections for background work: the LISTEN connection, the sequencer,
 /// the hub's reads and the relay's batch.
@@ -129,15 +135,42 @@ pub struct Store {
     /// Behind a transaction pooler: how each unit of work begins
     /// (`BEGIN; SET LOCAL statement_timeout = …`); `None` without one.
     begin: Option<Arc<str>>,
-    /// How long an exchange with the server may take: the statement
-    /// timeout plus [`ANSWER_GRACE`] (unbounded without a statement timeout).
-    answer_within: Duration,
+    /// How long an exchange with the server may take.
+    answer_within: AnswerWithin,
 }
 
-/// Bounds a database exchange by the store's `answer_within`, turning both
+/// How long an exchange with the server may take — the statement timeout
+/// plus [`ANSWER_GRACE`], unbounded without a statement timeout — and when
+/// one last went unanswered.
+#[derive(Debug, Clone)]
+pub(crate) struct AnswerWithin {
+    bound: Duration,
+    last_silence: Arc<Mutex<Option<Instant>>>,
+}
+
+impl AnswerWithin {
+    fn new(statement_timeout: Duration) -> Self {
+        let bound = match statement_timeout {
+            Duration::ZERO => Duration::MAX,
+            timeout => timeout + ANSWER_GRACE,
+        };
+        Self { bound, last_silence: Arc::default() }
+    }
+
+    fn silence_now(&self) {
+        *self.last_silence.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    fn silence_lately(&self) -> bool {
+        let last = *self.last_silence.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_some_and(|at| at.elapsed() < SUSPECT_AFTER_SILENCE)
+    }
+}
+
+/// Bounds a database exchange by the store's [`AnswerWithin`], turning both
 /// its failure and its silence into the store's [`Error`].
 pub(crate) trait Answer<'a, T> {
-    fn within(self, bound: Duration) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+    fn within(self, bound: &AnswerWithin) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 }
 
 impl<'a, T, F> Answer<'a, T> for F
@@ -145,14 +178,18 @@ where
     F: Future<Output = Result<T, sqlx::Error>> + Send + 'a,
     T: 'a,
 {
-    fn within(self, bound: Duration) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>> {
+    fn within(self, bound: &AnswerWithin) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>> {
+        let bound = bound.clone();
         Box::pin(async move {
-            match tokio::time::timeout(bound, self).await {
+            match tokio::time::timeout(bound.bound, self).await {
                 Ok(answer) => Ok(answer?),
-                Err(_) => Err(Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("the database did not answer within {bound:?}"),
-                )))),
+                Err(_) => {
+                    bound.silence_now();
+                    Err(Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the database did not answer within {:?}", bound.bound),
+                    ))))
+                }
             }
         })
     }
@@ -163,14 +200,14 @@ where
 /// with [`Work::done`]; dropped unfinished, its transaction rolls back.
 pub(crate) enum Work {
     Session(PoolConnection<Postgres>),
-    Transaction(Transaction<'static, Postgres>, Duration),
+    Transaction(Transaction<'static, Postgres>, AnswerWithin),
 }
 
 impl Work {
     /// Commits the unit of work's transaction, if it has one.
     pub(crate) async fn done(self) -> Result<(), Error> {
         if let Self::Transaction(tx, answer_within) = self {
-            tx.commit().within(answer_within).await?;
+            tx.commit().within(&answer_within).await?;
         }
         Ok(())
     }
@@ -241,6 +278,7 @@ impl Store {
                 Some(format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout}").into()),
             ),
         };
+        let answer_within = AnswerWithin::new(settings.statement_timeout);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -253,27 +291,31 @@ impl Store {
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
                     if meta.idle_for > IDLE_BEFORE_PING {
-                        conn.ping().await?;
+                        still_answers(conn).await?;
                     }
                     Ok(true)
                 })
             })
-            .after_release(|conn, _| Box::pin(answers_after_release(conn)))
+            .after_release({
+                let answer_within = answer_within.clone();
+                move |conn, _| {
+                    let suspect = answer_within.silence_lately();
+                    Box::pin(async move { if suspect { still_answers(conn).await } else { Ok(true) } })
+                }
+            })
             .connect_lazy_with(options.clone());
+        // The probe's and background work's connections are few and used
+        // seldom: always checked.
         let probe = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
-            .after_release(|conn, _| Box::pin(answers_after_release(conn)))
+            .after_release(|conn, _| Box::pin(still_answers(conn)))
             .connect_lazy_with(options.clone());
         let background = PgPoolOptions::new()
             .max_connections(BACKGROUND_CONNECTIONS)
             .acquire_timeout(settings.acquire_timeout)
-            .after_release(|conn, _| Box::pin(answers_after_release(conn)))
+            .after_release(|conn, _| Box::pin(still_answers(conn)))
             .connect_lazy_with(options);
-        let answer_within = match settings.statement_timeout {
-            Duration::ZERO => Duration::MAX,
-            timeout => timeout + ANSWER_GRACE,
-        };
         Ok(Self { pool, probe, background, waiting: Arc::default(), begin, answer_within })
     }
 
@@ -286,7 +328,7 @@ impl Store {
             background: self.background.clone(),
             waiting: Arc::default(),
             begin: self.begin.clone(),
-            answer_within: self.answer_within,
+            answer_within: self.answer_within.clone(),
         }
     }
 
@@ -307,8 +349,8 @@ impl Store {
         Ok(match &self.begin {
             None => Work::Session(self.pool.acquire().await?),
             Some(begin) => Work::Transaction(
-                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(self.answer_within).await?,
-                self.answer_within,
+                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(&self.answer_within).await?,
+                self.answer_within.clone(),
             ),
         })
     }
@@ -319,7 +361,7 @@ impl Store {
         Ok(match &self.begin {
             None => self.pool.begin().await?,
             Some(begin) => {
-                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(self.answer_within).await?
+                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(&self.answer_within).await?
             }
         })
     }
@@ -355,10 +397,10 @@ impl Store {
     }
 }
 
-/// Whether a connection given back to the pool still answers (sqlx's own
-/// check on release waits for ever). An error closes it at once, without
-/// the goodbye a silent server would never read.
-async fn answers_after_release(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+/// Whether a pooled connection still answers, checked when it is given back
+/// or taken after a long idle (sqlx's own ping waits for ever). An error
+/// closes it at once, without the goodbye a silent server would never read.
+async fn still_answers(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     match tokio::time::timeout(RELEASE_PING, conn.ping()).await {
         Ok(answered) => answered.map(|()| true),
         Err(_) => {
