@@ -3,15 +3,76 @@
 //! keeps no session state across transactions and refuses the `options`
 //! startup parameter. The same guarantees hold there.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    process::Child,
+    time::{Duration, Instant},
+};
 
 use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
 use crate::{
     races::{assert_invariants, concurrent_publishers_race},
-    support::{pgbouncer::PgBouncer, *},
+    support::{
+        binary,
+        database::{UNREACHABLE_DATABASE_URL, with_database},
+        health::{self, ServingStatus},
+        net,
+        pgbouncer::PgBouncer,
+        *,
+    },
 };
+
+/// A `draft-publisher serve` process, killed when dropped.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_migrate_directly_then_serve_through_the_pooler() {
+    let pooler = PgBouncer::start();
+    let database = TestDatabase::new();
+    let migrated = binary::command(&database.url).arg("migrate").status().expect("migrate runs");
+    assert!(migrated.success(), "migrate failed");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+
+    let _serving = Serving(
+        binary::command(&with_database(&pooler.url("postgres"), database.name()))
+            .args(["serve", "--db-pooler", "transaction", "--skip-migrations"])
+            .args(["--listen-addr", &addr.to_string()])
+            .spawn()
+            .expect("serve starts"),
+    );
+    wait::until("health SERVING", Duration::from_secs(20), || async {
+        matches!(health::check(net::lazy_channel(addr), "").await, Ok(ServingStatus::Serving))
+    })
+    .await;
+    let client = TestClient::connect(addr).await;
+    let org = new_id();
+    let draft = client.complete_draft(&org).await;
+    let published = client.publish(&org, &draft.id).await.expect("publish answers OK");
+
+    assert!(!published.already_published);
+    assert_eq!(client.fetch_event(&org, &published.event_id).await.draft_id, draft.id);
+}
+
+#[test]
+fn serving_through_a_transaction_pooler_needs_skip_migrations() {
+    let output = binary::command(UNREACHABLE_DATABASE_URL)
+        .args(["serve", "--db-pooler", "transaction", "--listen-addr", "127.0.0.1:0"])
+        .output()
+        .expect("serve runs");
+
+    assert!(!output.status.success(), "serve started without --skip-migrations");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--skip-migrations"), "{stderr}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_publishers_get_one_event_through_a_transaction_pooler() {
