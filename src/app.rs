@@ -43,7 +43,22 @@ impl Publication {
     pub fn already_published(&self) -> bool {
         self.outcome != PublishOutcome::Created
     }
+
+    /// Changes this call wrote to the feed: SCHEDULED (when scheduled) and
+    /// PUBLISHED if it created the event, none otherwise.
+    pub fn changes_written(&self) -> ChangesWritten {
+        let written = match self.outcome {
+            PublishOutcome::Created if self.event.publish_time > self.event.create_time => 2,
+            PublishOutcome::Created => 1,
+            PublishOutcome::AlreadyPublished | PublishOutcome::LostRace => 0,
+        };
+        ChangesWritten(written)
+    }
 }
+
+/// How many feed changes a call wrote, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangesWritten(pub usize);
 
 #[derive(Debug, Clone)]
 pub struct DraftPage {

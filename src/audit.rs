@@ -1,4 +1,5 @@
-//! `draft-publisher audit`: checks the contract's invariants I1–I3 on a live
+//! `draft-publisher audit`: checks the contract's invariants I1–I3 and the
+//! change feed's C1–C4 (see migrations/0002) on a live
 //! database and reports every violation with its ids, one per line.
 
 use std::{fmt::Write as _, time::Duration};
@@ -7,7 +8,10 @@ use anyhow::Context;
 use uuid::Uuid;
 
 pub use crate::store::{AuditReport, Violation, ViolationKind};
-use crate::store::{PoolSettings, Store};
+use crate::{
+    domain::{Clock, SystemClock, Timestamp},
+    store::{PoolSettings, Store},
+};
 
 /// The audit found broken invariants (the report has been printed).
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +73,7 @@ pub fn exit_code(error: &anyhow::Error) -> std::process::ExitCode {
 /// Audits the database at `database_url` (never creating or migrating it),
 /// printing the report on stdout. Violations are an error: the process
 /// exits non-zero.
-pub async fn run(database_url: &str) -> anyhow::Result<()> {
+pub async fn run(database_url: &str, unsent_after: Option<Duration>) -> anyhow::Result<()> {
     // The checks scan whole tables: no statement timeout, and one connection
     // is all they need.
     let settings = PoolSettings {
@@ -80,7 +84,9 @@ pub async fn run(database_url: &str) -> anyhow::Result<()> {
         ..PoolSettings::default()
     };
     let store = Store::connect_lazy(database_url, &settings)?;
-    let report = store.audit().await.context("auditing the database");
+    let unsent_before =
+        unsent_after.map(|age| Timestamp::from_datetime(SystemClock.now().as_datetime() - age));
+    let report = store.audit(unsent_before).await.context("auditing the database");
     store.close().await;
     let report = report?;
     print!("{}", format_report(&report));

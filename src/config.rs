@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     auth::{BearerTokens, SecretToken},
     defaults,
-    server::{ServerSettings, TlsSettings},
+    server::{RelaySettings, ServerSettings, TlsSettings},
     store::{PoolSettings, Pooler},
 };
 
@@ -45,9 +45,18 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations (creating the database if it is missing) and exit.
     Migrate,
-    /// Check the invariants I1–I3 on the database and print every violation;
-    /// exits 0 when clean, 2 when violations were found, 1 when it could not run.
-    Audit,
+    /// Check the invariants I1–I3 and the change feed's C1–C4 on the
+    /// database and print every violation; exits 0 when clean, 2 when
+    /// violations were found, 1 when it could not run.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Also report changes due longer ago than this and not yet acknowledged
+    /// by NATS (C4), e.g. `5m`; only meaningful with the relay on.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub unsent_after: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +126,17 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// NATS server(s) to relay the change feed to, e.g.
+    /// `nats://127.0.0.1:4222` (JetStream stream DRAFTPUBLISHER_EVENTS);
+    /// no relay when unset.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Duplicate window of the JetStream stream when the relay creates it;
+    /// keep it longer than any resend can take (see docs/operating.md).
+    #[arg(long, env = "DRAFT_PUBLISHER_NATS_DUPLICATE_WINDOW", default_value = shown(defaults::NATS_DUPLICATE_WINDOW), value_parser = humantime::parse_duration)]
+    pub nats_duplicate_window: Duration,
+
     /// PEM certificate chain: serve gRPC over TLS (needs --tls-key).
     #[arg(long, env = "DRAFT_PUBLISHER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -176,6 +196,10 @@ impl ServeArgs {
             http2_keepalive_interval: self.http2_keepalive_interval,
             http2_keepalive_timeout: self.http2_keepalive_timeout,
             tls,
+            relay: self
+                .nats_url
+                .clone()
+                .map(|nats_url| RelaySettings { nats_url, duplicate_window: self.nats_duplicate_window }),
             ..ServerSettings::default()
         })
     }

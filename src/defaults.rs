@@ -32,3 +32,8 @@ pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often health probes the database: an outage shows within two
 /// intervals, well inside the contract's 2 s.
 pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Duplicate window of the JetStream stream the relay creates: far longer
+/// than a resend can take (a batch's 5 s acknowledgement timeout plus the
+/// database noticing a dead relay), so every resend is recognised.
+pub const NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);

@@ -22,6 +22,10 @@
 //! - `domain`: validated values (ids, bounded text, timestamps, page tokens)
 //!   and a draft's rules: completeness, update masks, status. No I/O, and its
 //!   own small error values.
+//! - `feed`: the event-change feed on one replica: the sequencer that gives
+//!   committed changes their place in the one order, and the hub that wakes
+//!   watchers (`docs/architecture.md`: why the order has no late gaps).
+//! - `relay`: the NATS JetStream relay of the feed, exactly once per change.
 //! - `store`: **all SQL** (the publish statement is in `store/events.rs`) and
 //!   the classification of database errors by SQLSTATE and constraint name
 //!   (`store/error.rs`). The schema in `migrations/` makes the invariants the
@@ -45,6 +49,7 @@ mod feed;
 mod health;
 mod metrics;
 pub mod proto;
+mod relay;
 pub mod server;
 mod shutdown;
 mod store;
@@ -89,7 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(&database_url, args).await,
-        Command::Audit => audit::run(&database_url).await,
+        Command::Audit(args) => audit::run(&database_url, args.unsent_after).await,
     }
 }
 

@@ -9,13 +9,15 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 use tonic::Code;
 
 use crate::{
     app::PublishOutcome,
+    feed::Feed,
     store::{PoolStats, Store},
 };
 
@@ -33,6 +35,11 @@ struct Inner {
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
     pool_waiting: IntGauge,
+    changes_written: IntCounter,
+    changes_sent: IntCounter,
+    relay_errors: IntCounter,
+    oldest_unsent_seconds: Gauge,
+    watch_streams: IntGauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +81,29 @@ impl Metrics {
         let pool_waiting =
             IntGauge::new("draftpublisher_db_pool_waiting_calls", "Calls waiting for a database connection")
                 .expect("valid metric");
+        let changes_written = IntCounter::new(
+            "draftpublisher_event_changes_written_total",
+            "Event changes written by this server's publishes (SCHEDULED and PUBLISHED)",
+        )
+        .expect("valid metric");
+        let changes_sent = IntCounter::new(
+            "draftpublisher_event_changes_sent_total",
+            "Event changes acknowledged by NATS JetStream (new or duplicate) and marked sent by this server",
+        )
+        .expect("valid metric");
+        let relay_errors = IntCounter::new(
+            "draftpublisher_relay_errors_total",
+            "Failures of the NATS relay (connecting, publishing, acknowledging, marking sent)",
+        )
+        .expect("valid metric");
+        let oldest_unsent_seconds = Gauge::new(
+            "draftpublisher_event_changes_oldest_unsent_seconds",
+            "Age of the oldest due event change not yet acknowledged by NATS (0: none); only with the relay on",
+        )
+        .expect("valid metric");
+        let watch_streams =
+            IntGauge::new("draftpublisher_watch_streams", "WatchEventChanges streams open on this server")
+                .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
@@ -82,6 +112,11 @@ impl Metrics {
             Box::new(pool_connections.clone()),
             Box::new(pool_max_connections.clone()),
             Box::new(pool_waiting.clone()),
+            Box::new(changes_written.clone()),
+            Box::new(changes_sent.clone()),
+            Box::new(relay_errors.clone()),
+            Box::new(oldest_unsent_seconds.clone()),
+            Box::new(watch_streams.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -93,6 +128,11 @@ impl Metrics {
             pool_connections,
             pool_max_connections,
             pool_waiting,
+            changes_written,
+            changes_sent,
+            relay_errors,
+            oldest_unsent_seconds,
+            watch_streams,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -106,8 +146,25 @@ impl Metrics {
         self.inner.publishes.with_label_values(&[outcome_name(outcome)]).inc();
     }
 
+    pub fn observe_changes_written(&self, changes: usize) {
+        self.inner.changes_written.inc_by(changes as u64);
+    }
+
+    pub fn observe_changes_sent(&self, changes: usize) {
+        self.inner.changes_sent.inc_by(changes as u64);
+    }
+
+    pub fn observe_relay_error(&self) {
+        self.inner.relay_errors.inc();
+    }
+
+    pub fn set_oldest_unsent_age(&self, seconds: f64) {
+        self.inner.oldest_unsent_seconds.set(seconds);
+    }
+
     /// The text exposition format, with the pool's gauges as given.
-    pub fn render(&self, pool: PoolStats) -> String {
+    pub fn render(&self, pool: PoolStats, watch_streams: usize) -> String {
+        self.inner.watch_streams.set(i64::try_from(watch_streams).unwrap_or(i64::MAX));
         self.inner.pool_waiting.set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
         let open = i64::from(pool.open);
         let idle = i64::try_from(pool.idle).unwrap_or(i64::MAX).min(open);
@@ -151,8 +208,8 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-async fn scrape(State((metrics, store)): State<(Metrics, Store)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats()))
+async fn scrape(State((metrics, store, feed)): State<(Metrics, Store, Feed)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats(), feed.watchers()))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
@@ -160,10 +217,11 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     store: Store,
+    feed: Feed,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local_addr = listener.local_addr().context("reading the metrics address")?;
     tracing::info!(%local_addr, "serving metrics on /metrics");
-    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store));
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store, feed));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
 }

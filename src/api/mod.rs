@@ -135,6 +135,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
                 let publication = app.publish_draft(organization_id, draft_id, publish_at).await?;
                 record("event_id", publication.event.id);
                 Span::current().record("outcome", outcome_name(publication.outcome));
+                let (outcome, written) = (publication.outcome, publication.changes_written());
                 let now = app.now();
                 let answer = pb::PublishDraftResponse {
                     event_id: publication.event.id.to_string(),
@@ -142,12 +143,13 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
                     event: Some(encode::event(publication.event, now)),
                     draft: Some(encode::draft(publication.draft, now)),
                 };
-                Ok((answer, publication.outcome))
+                Ok((answer, outcome, written))
             })
             .await?;
-        let (answer, outcome) = answer.into_inner();
+        let (answer, outcome, written) = answer.into_inner();
         let mut answer = Response::new(answer);
         answer.extensions_mut().insert(outcome);
+        answer.extensions_mut().insert(written);
         Ok(answer)
     }
 

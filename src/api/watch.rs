@@ -35,6 +35,7 @@ async fn run(
     sender: mpsc::Sender<Result<pb::WatchEventChangesResponse, Status>>,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let _watching = app.feed().watching();
     let mut wake = app.feed().subscribe(after.organization_id);
     loop {
         let next = tokio::select! {

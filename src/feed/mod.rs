@@ -18,7 +18,10 @@ mod sequencer;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -37,27 +40,58 @@ use crate::{
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The feed's shared state on this replica; cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Feed {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     /// Wakes the sequencer: changes were committed on this replica.
     changes_written: Notify,
     /// The highest position known per watched organisation.
     watched: Mutex<HashMap<OrganizationId, watch::Sender<Position>>>,
+    /// The highest position known in any organisation, for the relay.
+    top: watch::Sender<Position>,
+    /// WatchEventChanges streams open on this replica.
+    watching: AtomicUsize,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Feed {
     pub fn new() -> Self {
-        Self::default()
+        let inner = Inner {
+            changes_written: Notify::new(),
+            watched: Mutex::default(),
+            top: watch::Sender::new(Position::START),
+            watching: AtomicUsize::new(0),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A receiver that changes when any organisation's feed may have grown.
+    pub fn subscribe_all(&self) -> watch::Receiver<Position> {
+        self.inner.top.subscribe()
     }
 
     /// Called after a publish commits: its changes are ready to be positioned.
     pub fn changes_written(&self) {
         self.inner.changes_written.notify_one();
+    }
+
+    /// Counts one open Watch stream for as long as the guard lives.
+    pub fn watching(&self) -> Watching {
+        self.inner.watching.fetch_add(1, Ordering::Relaxed);
+        Watching(self.clone())
+    }
+
+    /// Watch streams open now.
+    pub fn watchers(&self) -> usize {
+        self.inner.watching.load(Ordering::Relaxed)
     }
 
     /// A receiver that changes when the organisation's feed may have grown.
@@ -69,6 +103,13 @@ impl Feed {
     /// Wakes the watchers of these organisations; forgets organisations
     /// nobody watches any more.
     fn announce(&self, positions: &[(OrganizationId, Position)]) {
+        if let Some(top) = positions.iter().map(|(_, position)| *position).max() {
+            self.inner.top.send_if_modified(|known| {
+                let grew = top > *known;
+                *known = (*known).max(top);
+                grew
+            });
+        }
         let mut watched = self.inner.watched.lock().unwrap_or_else(|e| e.into_inner());
         for (organization_id, position) in positions {
             if let Some(sender) = watched.get(organization_id) {
@@ -83,7 +124,8 @@ impl Feed {
     }
 
     fn has_watchers(&self) -> bool {
-        !self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.inner.top.receiver_count() > 0
+            || !self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// Runs the sequencer and the hub until `stop` turns true.
@@ -94,5 +136,14 @@ impl Feed {
             let _ = sequencer.await;
             let _ = hub.await;
         })
+    }
+}
+
+/// One open Watch stream, counted until dropped.
+pub struct Watching(Feed);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.inner.watching.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -28,6 +28,7 @@ use tonic_health::ServingStatus;
 pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
 use self::{limits::CallLimitsLayer, message_size::MessageSizeLayer, observe::ObserveLayer};
 pub use crate::auth::BearerTokens;
+pub use crate::relay::RelaySettings;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
     proto::v1 as pb, store::Store,
@@ -56,6 +57,8 @@ pub struct ServerSettings {
     pub http2_keepalive_timeout: Duration,
     /// TLS (and mutual TLS) for the gRPC listener; `None`: plaintext.
     pub tls: Option<TlsSettings>,
+    /// The NATS JetStream relay of the change feed; `None`: off.
+    pub relay: Option<RelaySettings>,
 }
 
 impl Default for ServerSettings {
@@ -70,6 +73,7 @@ impl Default for ServerSettings {
             http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
             http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
+            relay: None,
         }
     }
 }
@@ -129,11 +133,16 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), stopped))
+        let feed = app.feed().clone();
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), feed, stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
     let feed = app.feed().spawn(store.background(), app.clock(), draining_rx.clone());
+    let relay = settings.relay.clone().map(|relay| {
+        let (store, feed, clock) = (store.background(), app.feed().clone(), app.clock());
+        tokio::spawn(crate::relay::run(relay, store, feed, clock, metrics.clone(), draining_rx.clone()))
+    });
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining calls in flight");
@@ -195,6 +204,9 @@ pub async fn serve(
     // it ends for any reason; the metrics listener stops last.
     let _ = probe.await;
     let _ = feed.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     let _ = metrics_stop.send(());
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("metrics listener task")??;

@@ -28,7 +28,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
 use crate::{
-    app::PublishOutcome,
+    app::{ChangesWritten, PublishOutcome},
     metrics::{Metrics, code_name},
     proto::v1 as pb,
 };
@@ -134,6 +134,11 @@ where
                     answer.as_ref().ok().and_then(|a| a.extensions().get::<PublishOutcome>())
                 {
                     metrics.observe_publish(*outcome);
+                }
+                if let Some(ChangesWritten(written)) =
+                    answer.as_ref().ok().and_then(|a| a.extensions().get::<ChangesWritten>())
+                {
+                    metrics.observe_changes_written(*written);
                 }
                 let span = tracing::Span::current();
                 span.record("code", code_name(code));

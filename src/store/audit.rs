@@ -1,4 +1,4 @@
-//! The invariant audit: I1–I3 checked directly in SQL, without trusting the
+//! The invariant audit: I1–I3 and the feed's C1–C4 checked directly in SQL, without trusting the
 //! schema's constraints, which a migration gone wrong, manual SQL or a
 //! restored backup may have lost.
 
@@ -6,6 +6,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::{Error, Store};
+use crate::domain::Timestamp;
 
 /// The kinds of broken invariant the audit looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +23,18 @@ pub enum ViolationKind {
     BrokenBackPointer,
     /// An event in another organisation than its draft.
     OrganizationMismatch,
+    /// C1: an event without its PUBLISHED change, or whose SCHEDULED change
+    /// is missing (scheduled at creation) or should not exist.
+    EventWithoutItsChanges,
+    /// C2: a change whose event is missing, or that disagrees with it
+    /// (organisation, change time).
+    ChangeWithoutItsEvent,
+    /// C3: an event's PUBLISHED change positioned while its SCHEDULED one
+    /// is not, or before it.
+    ChangesOutOfOrder,
+    /// C4 (with `--unsent-after`): a change due longer ago than the
+    /// threshold and still not acknowledged by NATS.
+    UnsentChange,
 }
 
 impl ViolationKind {
@@ -34,6 +47,10 @@ impl ViolationKind {
             | Self::StatusMismatch
             | Self::BrokenBackPointer
             | Self::OrganizationMismatch => "I3",
+            Self::EventWithoutItsChanges => "C1",
+            Self::ChangeWithoutItsEvent => "C2",
+            Self::ChangesOutOfOrder => "C3",
+            Self::UnsentChange => "C4",
         }
     }
 
@@ -46,6 +63,10 @@ impl ViolationKind {
             Self::StatusMismatch => "status_mismatch",
             Self::BrokenBackPointer => "broken_back_pointer",
             Self::OrganizationMismatch => "organization_mismatch",
+            Self::EventWithoutItsChanges => "event_without_its_changes",
+            Self::ChangeWithoutItsEvent => "change_without_its_event",
+            Self::ChangesOutOfOrder => "changes_out_of_order",
+            Self::UnsentChange => "unsent_change",
         }
     }
 }
@@ -71,7 +92,7 @@ pub struct AuditReport {
 }
 
 /// Every check returns rows of `draft_ids uuid[], event_ids uuid[], detail text`.
-const CHECKS: [(ViolationKind, &str); 6] = [
+const CHECKS: [(ViolationKind, &str); 9] = [
     (
         ViolationKind::DraftWithSeveralEvents,
         r#"
@@ -142,7 +163,60 @@ const CHECKS: [(ViolationKind, &str); 6] = [
         WHERE e.organization_id <> d.organization_id
         "#,
     ),
+    (
+        ViolationKind::EventWithoutItsChanges,
+        r#"
+        SELECT ARRAY[e.draft_id] AS draft_ids, ARRAY[e.id] AS event_ids,
+               CASE WHEN NOT coalesce(c.published, false) THEN 'no PUBLISHED change'
+                    WHEN coalesce(c.scheduled, false) THEN 'a SCHEDULED change, but it was published at once'
+                    ELSE 'no SCHEDULED change, but it was scheduled' END AS detail
+        FROM events e
+        LEFT JOIN LATERAL (
+            SELECT bool_or(kind = 1) AS scheduled, bool_or(kind = 2) AS published
+            FROM event_changes
+            WHERE event_id = e.id
+        ) c ON true
+        WHERE NOT coalesce(c.published, false)
+           OR coalesce(c.scheduled, false) <> (e.publish_time > e.create_time)
+        "#,
+    ),
+    (
+        ViolationKind::ChangeWithoutItsEvent,
+        r#"
+        SELECT CASE WHEN e.id IS NULL THEN ARRAY[]::uuid[] ELSE ARRAY[e.draft_id] END AS draft_ids,
+               ARRAY[c.event_id] AS event_ids,
+               'change kind ' || c.kind || CASE
+                   WHEN e.id IS NULL THEN ': its event does not exist'
+                   WHEN e.organization_id <> c.organization_id THEN ': in organization ' || c.organization_id
+                   ELSE ': change_time ' || c.change_time END AS detail
+        FROM event_changes c
+        LEFT JOIN events e ON e.id = c.event_id
+        WHERE e.id IS NULL
+           OR e.organization_id <> c.organization_id
+           OR c.change_time <> CASE c.kind WHEN 1 THEN e.create_time ELSE e.publish_time END
+        "#,
+    ),
+    (
+        ViolationKind::ChangesOutOfOrder,
+        r#"
+        SELECT ARRAY[]::uuid[] AS draft_ids, ARRAY[p.event_id] AS event_ids,
+               'PUBLISHED at position ' || p.position || ', SCHEDULED at '
+                 || coalesce(s.position::text, 'none') AS detail
+        FROM event_changes p
+        JOIN event_changes s ON s.event_id = p.event_id AND s.kind = 1
+        WHERE p.kind = 2 AND p.position IS NOT NULL
+          AND (s.position IS NULL OR s.position > p.position)
+        "#,
+    ),
 ];
+
+/// C4, run only when asked: changes due before `$1` and still unsent.
+const UNSENT_CHECK: &str = r#"
+    SELECT ARRAY[]::uuid[] AS draft_ids, ARRAY[event_id] AS event_ids,
+           'change kind ' || kind || ' due at ' || change_time || ', not acknowledged by NATS' AS detail
+    FROM event_changes
+    WHERE sent_time IS NULL AND change_time < $1
+"#;
 
 /// What every check selects.
 #[derive(FromRow)]
@@ -152,10 +226,18 @@ struct ViolationRow {
     detail: String,
 }
 
+impl ViolationRow {
+    fn violation(self, kind: ViolationKind) -> Violation {
+        Violation { kind, draft_ids: self.draft_ids, event_ids: self.event_ids, detail: self.detail }
+    }
+}
+
 impl Store {
     /// Runs every check in one read-only, repeatable-read transaction, so
     /// that the report describes one consistent snapshot of a live database.
-    pub async fn audit(&self) -> Result<AuditReport, Error> {
+    /// With `unsent_before`, also reports changes due before that instant
+    /// and not yet sent to NATS (only meaningful with the relay on).
+    pub async fn audit(&self, unsent_before: Option<Timestamp>) -> Result<AuditReport, Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let mut report = AuditReport::default();
@@ -165,12 +247,14 @@ impl Store {
                 .await?;
         for (kind, sql) in CHECKS {
             let rows = sqlx::query_as::<_, ViolationRow>(sql).fetch_all(&mut *tx).await?;
-            report.violations.extend(rows.into_iter().map(|row| Violation {
-                kind,
-                draft_ids: row.draft_ids,
-                event_ids: row.event_ids,
-                detail: row.detail,
-            }));
+            report.violations.extend(rows.into_iter().map(|row| row.violation(kind)));
+        }
+        if let Some(before) = unsent_before {
+            let rows = sqlx::query_as::<_, ViolationRow>(UNSENT_CHECK)
+                .bind(before.as_datetime())
+                .fetch_all(&mut *tx)
+                .await?;
+            report.violations.extend(rows.into_iter().map(|row| row.violation(ViolationKind::UnsentChange)));
         }
         tx.rollback().await?;
         report.violations.sort();

@@ -4,7 +4,7 @@
 //! there to catch — then seeds the state with raw SQL.
 
 use draft_publisher::{
-    PoolSettings, Store,
+    PoolSettings, Store, Timestamp,
     audit::{self, ViolationKind},
 };
 use sqlx::PgPool;
@@ -33,7 +33,10 @@ async fn seeded() -> Seeded {
 
 async fn drop_constraints(db: &PgPool, constraints: &[&str]) {
     for constraint in constraints {
-        let table = if constraint.starts_with("events_") { "events" } else { "drafts" };
+        let table = ["event_changes", "events", "drafts"]
+            .into_iter()
+            .find(|table| constraint.starts_with(&format!("{table}_")))
+            .expect("a constraint of a known table");
         let sql = format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}");
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(db).await.unwrap();
     }
@@ -52,8 +55,12 @@ async fn link(db: &PgPool, draft: Uuid, event: Option<Uuid>, status: &str) {
 type Found = (ViolationKind, Vec<Uuid>, Vec<Uuid>);
 
 async fn audit_of(app: &TestApp) -> Vec<Found> {
+    audit_with_unsent_before(app, None).await
+}
+
+async fn audit_with_unsent_before(app: &TestApp, unsent_before: Option<Timestamp>) -> Vec<Found> {
     let store = Store::connect_lazy(app.database_url(), &PoolSettings::default()).unwrap();
-    let report = store.audit().await.expect("audit runs");
+    let report = store.audit(unsent_before).await.expect("audit runs");
     store.close().await;
     report.violations.into_iter().map(|v| (v.kind, v.draft_ids, v.event_ids)).collect()
 }
@@ -73,6 +80,9 @@ enum Drift {
     LinkedButBackToStatusDraft,
     DraftNamingAMissingEvent,
     EventInAnotherOrganisationThanItsDraft,
+    EventWithoutItsPublishedChange,
+    ChangeOfAMissingEvent,
+    PublishedPositionedBeforeScheduled,
 }
 
 impl Drift {
@@ -89,6 +99,7 @@ impl Drift {
                 vec![
                     (DraftWithSeveralEvents, vec![d], sorted(vec![e, stray])),
                     (OrphanEvent, vec![d], vec![stray]),
+                    (EventWithoutItsChanges, vec![d], vec![stray]),
                 ]
             }
             Self::SecondDraftNamingTheSameEvent => {
@@ -102,7 +113,7 @@ impl Drift {
             Self::EventItsDraftDoesNotName => {
                 drop_constraints(db, &["events_draft_links_back_fkey"]).await;
                 insert_event_copy(db, stray, u).await;
-                vec![(OrphanEvent, vec![u], vec![stray])]
+                vec![(OrphanEvent, vec![u], vec![stray]), (EventWithoutItsChanges, vec![u], vec![stray])]
             }
             Self::PublishedWithoutAnEvent => {
                 drop_constraints(db, &["drafts_published_iff_linked"]).await;
@@ -123,10 +134,66 @@ impl Drift {
                 drop_constraints(db, &["events_draft_organization_fkey"]).await;
                 let moved = sqlx::query("UPDATE events SET organization_id = $1 WHERE id = $2");
                 moved.bind(Uuid::now_v7()).bind(e).execute(db).await.unwrap();
-                vec![(OrganizationMismatch, vec![d], vec![e])]
+                // Its change stays in the draft's organisation: C2 sees that too.
+                vec![(OrganizationMismatch, vec![d], vec![e]), (ChangeWithoutItsEvent, vec![d], vec![e])]
+            }
+            Self::EventWithoutItsPublishedChange => {
+                sqlx::query("DELETE FROM event_changes WHERE event_id = $1")
+                    .bind(e)
+                    .execute(db)
+                    .await
+                    .unwrap();
+                vec![(EventWithoutItsChanges, vec![d], vec![e])]
+            }
+            Self::ChangeOfAMissingEvent => {
+                drop_constraints(db, &["event_changes_event_id_fkey"]).await;
+                sqlx::query(
+                    "INSERT INTO event_changes (event_id, kind, organization_id, change_time) \
+                     SELECT $1, 2, organization_id, change_time FROM event_changes WHERE event_id = $2",
+                )
+                .bind(stray)
+                .bind(e)
+                .execute(db)
+                .await
+                .unwrap();
+                vec![(ChangeWithoutItsEvent, vec![], vec![stray])]
+            }
+            Self::PublishedPositionedBeforeScheduled => {
+                until_positioned(db, e).await;
+                // The event as if scheduled an hour before its publish time,
+                // its SCHEDULED change written after the PUBLISHED one.
+                sqlx::query(
+                    r#"
+                    WITH event AS (
+                        UPDATE events SET create_time = publish_time - interval '1 hour' WHERE id = $1
+                        RETURNING id, organization_id, create_time
+                    )
+                    INSERT INTO event_changes (event_id, kind, organization_id, change_time)
+                    SELECT id, 1, organization_id, create_time FROM event
+                    "#,
+                )
+                .bind(e)
+                .execute(db)
+                .await
+                .unwrap();
+                vec![(ChangesOutOfOrder, vec![], vec![e])]
             }
         }
     }
+}
+
+/// Waits until the sequencer has positioned the event's changes.
+async fn until_positioned(db: &PgPool, event: Uuid) {
+    until("the event's changes positioned", DELIVERY_WITHIN, || async {
+        let unpositioned: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM event_changes WHERE event_id = $1 AND position IS NULL")
+                .bind(event)
+                .fetch_one(db)
+                .await
+                .unwrap();
+        unpositioned == 0
+    })
+    .await;
 }
 
 /// Seeds `drift` into a fresh database and asserts the audit reports
@@ -163,6 +230,21 @@ audit_reports! {
     a_linked_draft_back_in_status_draft_is_reported: LinkedButBackToStatusDraft,
     a_draft_naming_a_missing_event_is_reported: DraftNamingAMissingEvent,
     an_event_in_another_organisation_than_its_draft_is_reported: EventInAnotherOrganisationThanItsDraft,
+    an_event_without_its_published_change_is_reported: EventWithoutItsPublishedChange,
+    a_change_of_a_missing_event_is_reported: ChangeOfAMissingEvent,
+    a_published_change_positioned_before_its_scheduled_one_is_reported: PublishedPositionedBeforeScheduled,
+}
+
+#[tokio::test]
+async fn changes_unsent_past_the_threshold_are_reported_only_when_asked() {
+    let Seeded { app, event, .. } = seeded().await;
+    let shifted = |by: time::Duration| Timestamp::from_datetime(app.now().as_datetime() + by);
+    let (later, earlier) = (shifted(time::Duration::seconds(1)), shifted(time::Duration::hours(-1)));
+
+    let asked = audit_with_unsent_before(&app, Some(later)).await;
+
+    assert_eq!(asked, [(ViolationKind::UnsentChange, vec![], vec![event])]);
+    assert_eq!(audit_with_unsent_before(&app, Some(earlier)).await, []);
 }
 
 #[tokio::test]
@@ -188,7 +270,7 @@ async fn audit_command_prints_each_violation_and_exits_non_zero() {
 
     assert_eq!(run.code, Some(i32::from(audit::EXIT_VIOLATIONS)), "{run:?}");
     let lines: Vec<_> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
     assert!(lines.iter().any(|l| l.starts_with("I1 draft_with_several_events")
         && l.contains(&published.to_string())
         && l.contains(&event.to_string())
@@ -197,8 +279,13 @@ async fn audit_command_prints_each_violation_and_exits_non_zero() {
     assert!(
         lines.iter().any(|l| l.starts_with("I3 status_mismatch") && l.contains(&unpublished.to_string()))
     );
-    assert_eq!(lines[3], "audit FAILED: 3 violation(s) in 2 drafts, 2 events");
-    assert!(run.stderr.contains("3 invariant violation(s)"), "{}", run.stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("C1 event_without_its_changes") && l.contains(&orphan.to_string()))
+    );
+    assert_eq!(lines[4], "audit FAILED: 4 violation(s) in 2 drafts, 2 events");
+    assert!(run.stderr.contains("4 invariant violation(s)"), "{}", run.stderr);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
-use crate::support::{locks::until_waiting_on_locks, *};
+use crate::support::{locks::until_waiting_on_locks, metrics, *};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -291,4 +291,42 @@ async fn watchers_on_every_replica_see_every_change_once_in_the_same_order() {
     assert_eq!(delivered, wanted, "every change exactly once");
     assert!(here.is_quiet_for(Duration::from_millis(300)).await, "no change twice");
     assert_eq!(app.changes_after(&org, "").await, seen_here, "List and Watch agree");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_watch_streams_cancelled_mid_flight_leave_nothing_behind() {
+    let app = TestApp::spawn().await;
+    let org = new_id();
+    let backlog: Vec<_> = (0..300).map(|_| uuid::Uuid::now_v7()).collect();
+    insert_published_events(&app, &org, &backlog).await;
+    app.until_changes(&org, backlog.len()).await;
+    let mut connections = Vec::new();
+    for _ in 0..10 {
+        connections.push(app.connect().await);
+    }
+
+    // Each stream reads part of the backlog (or none of it) and is dropped
+    // with the rest in flight.
+    let mut streams = Vec::new();
+    for n in 0..300 {
+        let mut watcher = connections[n % connections.len()].watch(&org, "").await;
+        watcher.take(n % 3).await;
+        streams.push(watcher);
+    }
+    let open = |count: f64| {
+        let addr = app.metrics_addr;
+        async move { metrics::metric_value(addr, "draftpublisher_watch_streams", &[]).await == Some(count) }
+    };
+    until("300 Watch streams open", DELIVERY_WITHIN, || open(300.0)).await;
+    drop(streams);
+
+    until("every Watch stream's task gone", DELIVERY_WITHIN, || open(0.0)).await;
+    until("every pooled connection back", DELIVERY_WITHIN, || async {
+        metrics::metric_value(app.metrics_addr, "draftpublisher_db_pool_connections", &[("state", "in_use")])
+            .await
+            == Some(0.0)
+    })
+    .await;
+    let mut watcher = app.watch(&org, "").await;
+    assert_eq!(watcher.take(backlog.len()).await.len(), backlog.len(), "the feed still serves");
 }

@@ -151,7 +151,7 @@ pub async fn create_draft(stats: &Stats, clients: &[TestClient], first: usize, o
     created.unwrap_or_else(|s| panic!("create failed for good: {s:?}")).draft.unwrap().id
 }
 
-/// Publishes a draft, retrying as needed.
+/// Publishes a draft now, retrying as needed.
 pub async fn publish(
     stats: &Stats,
     clients: &[TestClient],
@@ -159,7 +159,16 @@ pub async fn publish(
     org: &str,
     draft_id: &str,
 ) -> Result<pb::PublishDraftResponse, Status> {
-    let request = publish_request(org, draft_id);
+    publish_with(stats, clients, first, publish_request(org, draft_id)).await
+}
+
+/// Sends a PublishDraft request, retrying as needed.
+pub async fn publish_with(
+    stats: &Stats,
+    clients: &[TestClient],
+    first: usize,
+    request: pb::PublishDraftRequest,
+) -> Result<pb::PublishDraftResponse, Status> {
     with_retries(stats, clients, first, |client| {
         let request = request.clone();
         async move { client.publish_draft(request).await }

@@ -15,5 +15,6 @@ mod harness;
 
 mod cancellation;
 mod fan_out;
+mod feed_delivery;
 mod sigterm;
 mod steady_load;

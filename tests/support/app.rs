@@ -16,7 +16,7 @@ use std::{
 
 use draft_publisher::{
     Clock, PoolSettings, Pooler, Store, SystemClock, Timestamp, prepare_database,
-    server::{BearerTokens, ServerSettings, TlsSettings},
+    server::{BearerTokens, RelaySettings, ServerSettings, TlsSettings},
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tonic::transport::Channel;
@@ -56,6 +56,11 @@ impl Clock for TestClock {
         let offset = *self.offset.lock().unwrap();
         Timestamp::from_datetime(SystemClock.now().as_datetime() + offset)
     }
+}
+
+/// The relay's settings as the service's defaults make them.
+fn relay_settings(nats_url: &str) -> RelaySettings {
+    RelaySettings { nats_url: nats_url.to_owned(), duplicate_window: Duration::from_secs(600) }
 }
 
 /// Where the server keeps its data.
@@ -143,6 +148,12 @@ impl TestAppBuilder {
     /// Reaches its own database through `proxy`, after migrating it directly.
     pub fn through_proxy(mut self, proxy: &crate::support::fault_proxy::FaultProxy) -> Self {
         self.via = Some((proxy.url("postgres"), Pooler::None));
+        self
+    }
+
+    /// Relays the change feed to this NATS server.
+    pub fn relay_to(mut self, nats_url: &str) -> Self {
+        self.settings.relay = Some(relay_settings(nats_url));
         self
     }
 
@@ -263,6 +274,13 @@ impl TestApp {
     pub async fn spawn_replica(&self) -> TestServer {
         let store = Store::connect_lazy(&self.database_url, &PoolSettings::default()).expect("a valid URL");
         TestServer::spawn(store, Arc::new(SystemClock), ServerSettings::default()).await
+    }
+
+    /// Another replica, relaying the change feed to this NATS server.
+    pub async fn spawn_relaying_replica(&self, nats_url: &str) -> TestServer {
+        let store = Store::connect_lazy(&self.database_url, &PoolSettings::default()).expect("a valid URL");
+        let settings = ServerSettings { relay: Some(relay_settings(nats_url)), ..ServerSettings::default() };
+        TestServer::spawn(store, Arc::new(SystemClock), settings).await
     }
 
     /// Begins a graceful shutdown, as SIGTERM does.

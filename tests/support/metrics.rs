@@ -50,3 +50,8 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 pub fn assert_sample(text: &str, name: &str, labels: &[(&str, &str)], expected: f64) {
     assert_eq!(sample(text, name, labels), Some(expected), "{name} {labels:?} in:\n{text}");
 }
+
+/// The current value of the sample `name` whose labels include `labels`.
+pub async fn metric_value(addr: SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    sample(&scrape_text(addr).await, name, labels)
+}

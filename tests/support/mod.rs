@@ -15,6 +15,8 @@
 //!   [`rows`]: rows written and counted behind the service's back.
 //! - [`feed`]: the change feed as consumers read it (List pages, Watch
 //!   streams with deadlines).
+//! - [`nats`]: private NATS JetStream servers and the stream as consumers
+//!   read it.
 //! - [`health`], [`metrics`]: what operators see.
 //! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
 //!   ports, connections and the `draft-publisher` binary.
@@ -32,6 +34,7 @@ pub mod feed;
 pub mod health;
 pub mod locks;
 pub mod metrics;
+pub mod nats;
 pub mod net;
 pub mod pg_cluster;
 pub mod pgbouncer;

@@ -1,0 +1,67 @@
+//! One change as a NATS message: CloudEvents 1.0 in binary mode on NATS
+//! headers, the serialized `EventChange` as payload, and the change id as
+//! `Nats-Msg-Id` for JetStream's deduplication.
+
+use async_nats::{HeaderMap, jetstream};
+use prost::Message as _;
+
+use crate::{
+    api::encode,
+    domain::{ChangeId, EventChange},
+};
+
+/// The subject of a change: per organisation and kind, under the stream's.
+pub fn subject(change: &EventChange) -> String {
+    format!("draftpublisher.v1.events.{}.{}", change.event.organization_id, change.kind.name())
+}
+
+pub fn headers(change: &EventChange) -> HeaderMap {
+    let id = change.id().to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.as_str());
+    headers.insert("ce-specversion", "1.0");
+    headers.insert("ce-id", id.as_str());
+    headers.insert(
+        "ce-source",
+        format!("/draftpublisher/v1/organizations/{}", change.event.organization_id).as_str(),
+    );
+    headers.insert("ce-type", format!("draftpublisher.v1.event.{}", change.kind.name()).as_str());
+    headers.insert("ce-time", change.change_time().to_string().as_str());
+    headers.insert("ce-subject", change.event.id.to_string().as_str());
+    headers.insert("Content-Type", "application/protobuf");
+    headers
+}
+
+/// Publishes the changes in order, all in flight at once, and returns the
+/// ids JetStream acknowledged (new or duplicate) up to the first failure,
+/// and that failure. Changes after a failure are not counted as sent even if
+/// JetStream stored them: their resend is a duplicate.
+pub async fn publish_in_order(
+    jetstream: &jetstream::Context,
+    changes: &[EventChange],
+) -> (Vec<ChangeId>, Option<anyhow::Error>) {
+    let mut pending = Vec::with_capacity(changes.len());
+    let mut failure = None;
+    for change in changes {
+        let message = jetstream::message::PublishMessage::build()
+            .headers(headers(change))
+            .payload(encode::event_change(change.clone()).encode_to_vec().into());
+        match jetstream.send_publish(subject(change), message).await {
+            Ok(ack) => pending.push((change.id(), ack)),
+            Err(error) => {
+                failure = Some(anyhow::Error::new(error).context(format!("publishing {}", change.id())));
+                break;
+            }
+        }
+    }
+    let mut sent = Vec::with_capacity(pending.len());
+    for (id, ack) in pending {
+        match ack.await {
+            Ok(_) => sent.push(id),
+            Err(error) => {
+                return (sent, Some(anyhow::Error::new(error).context(format!("acknowledging {id}"))));
+            }
+        }
+    }
+    (sent, failure)
+}

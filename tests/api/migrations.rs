@@ -1,0 +1,61 @@
+//! Migrating a live v1 database: events published before the change feed
+//! existed get their changes, so the feed is complete from the first event.
+
+use std::{path::Path, time::Duration};
+
+use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
+
+use crate::support::*;
+
+/// A draft and its event as v1 published them (no changes), created a
+/// minute ago, going live `publish_offset` from now; draft and event share
+/// the id.
+const V1_PUBLISH: &str = r#"
+    WITH d AS (
+        INSERT INTO drafts (id, organization_id, title, starts_at, ends_at, status, event_id,
+                            create_time, update_time, publish_time)
+        VALUES ($1, $2, 't', now(), now() + interval '1 day', 'published', $1,
+                now() - interval '1 minute', now(), now() + $3::interval)
+    )
+    INSERT INTO events (id, organization_id, draft_id, title, description, location,
+                        starts_at, ends_at, publish_time, create_time)
+    VALUES ($1, $2, $1, 't', '', '', now(), now() + interval '1 day',
+            now() + $3::interval, now() - interval '1 minute')
+"#;
+
+async fn publish_v1(db: &PgPool, org: uuid::Uuid, publish_offset: &str) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    let publish = sqlx::query(V1_PUBLISH).bind(id).bind(org).bind(publish_offset);
+    publish.execute(db).await.expect("a v1 publish");
+    id
+}
+
+#[tokio::test]
+async fn events_published_before_the_feed_get_their_changes_in_time_order() {
+    let database = TestDatabase::new();
+    draft_publisher::Store::create_database_if_missing(&database.url).await.unwrap();
+    let db = PgPoolOptions::new().max_connections(2).connect(&database.url).await.unwrap();
+    let migrator = Migrator::new(Path::new("migrations")).await.unwrap();
+    migrator.run_to(1, &db).await.expect("the v1 schema");
+    let org = uuid::Uuid::now_v7();
+    let immediate = publish_v1(&db, org, "-1 minute").await;
+    let went_live = publish_v1(&db, org, "-10 seconds").await;
+    let scheduled = publish_v1(&db, org, "1 hour").await;
+
+    let app = TestApp::builder().database_url(&database.url).spawn().await;
+
+    let changes = app.until_changes(&org.to_string(), 4).await;
+    let got: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            format!("{immediate}.published"),
+            format!("{went_live}.scheduled"),
+            format!("{scheduled}.scheduled"),
+            format!("{went_live}.published"),
+        ],
+        "by change time; the scheduled event's PUBLISHED waits for its time"
+    );
+    let mut watcher = app.watch(&org.to_string(), &changes[3].cursor).await;
+    assert!(watcher.is_quiet_for(Duration::from_millis(700)).await, "nothing released early");
+}
