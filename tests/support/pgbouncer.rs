@@ -1,8 +1,10 @@
 //! A private PgBouncer in transaction pooling mode, in front of the tests'
 //! PostgreSQL server, on a free port: what a production deployment puts
 //! between the service and its database. Settings are Debian's 1.18 with
-//! only `ignore_startup_parameters = extra_float_digits` relaxed (see
-//! docs/deployment.md). It is stopped when dropped.
+//! only `ignore_startup_parameters = extra_float_digits` relaxed, and
+//! `server_login_retry = 1` as docs/deployment.md recommends (the default
+//! 15 s held the service off PostgreSQL that long after a restart). It is
+//! stopped when dropped.
 
 use std::{
     net::{SocketAddr, TcpStream},
@@ -75,7 +77,8 @@ impl PgBouncer {
              max_client_conn = 1000\n\
              default_pool_size = 40\n\
              logfile = {log}\n\
-             pidfile = {pid}\n",
+             pidfile = {pid}\n\
+             server_login_retry = 1\n",
             auth = path("users.txt"),
             log = path("log"),
             pid = path("pid"),
