@@ -1,8 +1,10 @@
 //! The network between the service and PostgreSQL breaking, through a
 //! fault-injecting proxy: a publish whose connection is cut around its
-//! commit (the ambiguous commit), and connections left half-open.
+//! commit (the ambiguous commit), connections left half-open, and a slow
+//! link that stalls under load.
 
 use std::{
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     str::FromStr,
     time::{Duration, Instant},
@@ -40,6 +42,13 @@ async fn app_through(proxy: &FaultProxy) -> TestApp {
         })
         .spawn()
         .await
+}
+
+impl TestApp {
+    /// The server with default settings, reaching its database through `proxy`.
+    async fn spawn_through(proxy: &FaultProxy) -> Self {
+        TestApp::builder().through_proxy(proxy).spawn().await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,4 +130,108 @@ async fn calls_on_half_open_connections_fail_within_the_bound_and_the_pool_recov
         app.publish(&org, &draft.id).await.expect("publish answers OK after recovery");
     }
     assert_eq!(app.count("SELECT count(*) FROM events").await, drafts.len() as i64);
+}
+
+/// How long the slow-network load runs, and its callers.
+const LOAD_FOR: Duration = Duration::from_secs(8);
+const CALLERS: usize = 16;
+
+/// What one caller did: latencies of its publishes, and their answers.
+#[derive(Default)]
+struct Seen {
+    latencies: Vec<Duration>,
+    /// (draft id, event id, created it) per publish answered OK.
+    published: Vec<(String, String, bool)>,
+    /// Codes of failed attempts.
+    failures: Vec<Code>,
+}
+
+/// Creates and publishes drafts until `until`, retrying what is safe to retry.
+async fn publish_drafts(client: TestClient, org: String, until: Instant) -> Seen {
+    let mut seen = Seen::default();
+    while Instant::now() < until {
+        let draft = match client.create_draft(complete_draft_request(&org)).await {
+            Ok(created) => created.draft.expect("a draft"),
+            Err(status) => {
+                seen.failures.push(status.code());
+                continue;
+            }
+        };
+        for _ in 0..10 {
+            let started = Instant::now();
+            match client.publish(&org, &draft.id).await {
+                Ok(answer) => {
+                    seen.latencies.push(started.elapsed());
+                    seen.published.push((draft.id.clone(), answer.event_id, !answer.already_published));
+                    break;
+                }
+                Err(status) => seen.failures.push(status.code()),
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publishing_over_a_slow_stalling_link_stays_exactly_once() {
+    let proxy = FaultProxy::start(database_addr()).await;
+    let app = TestApp::spawn_through(&proxy).await;
+    let org = new_id();
+    let mut clients = Vec::with_capacity(CALLERS);
+    for _ in 0..CALLERS {
+        clients.push(app.connect().await);
+    }
+
+    // 50 ms ± 20 ms on every round trip, and a 1 s stall of the whole link
+    // every 1.5–3 s.
+    proxy.delay(Duration::from_millis(50), Duration::from_millis(20));
+    let until = Instant::now() + LOAD_FOR;
+    let callers: Vec<_> =
+        clients.into_iter().map(|client| tokio::spawn(publish_drafts(client, org.clone(), until))).collect();
+    let mut stalls = 0;
+    let mut random = 0x5EED_u64;
+    while Instant::now() + Duration::from_secs(1) < until {
+        random = random.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        tokio::time::sleep(Duration::from_millis(500 + (random >> 33) % 1_000)).await;
+        proxy.stall();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        proxy.resume();
+        stalls += 1;
+    }
+    let mut seen = Seen::default();
+    for caller in callers {
+        let one = caller.await.unwrap();
+        seen.latencies.extend(one.latencies);
+        seen.published.extend(one.published);
+        seen.failures.extend(one.failures);
+    }
+    proxy.delay(Duration::ZERO, Duration::ZERO);
+
+    seen.latencies.sort();
+    let at = |q: f64| seen.latencies[((seen.latencies.len() - 1) as f64 * q) as usize];
+    println!(
+        "[network] {} publishes over {LOAD_FOR:?} with {stalls} stalls: p50 {:?}, p99 {:?}, max {:?}; failed attempts {:?}",
+        seen.latencies.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        seen.failures
+    );
+    assert!(!seen.published.is_empty(), "nothing was published");
+    assert!(!seen.failures.contains(&Code::Internal), "an INTERNAL answer: {:?}", seen.failures);
+    // A retry after an ambiguous failure may be told already_published: one
+    // event per draft, and at most one caller told it created it.
+    let mut told: HashMap<&str, (HashSet<&str>, usize)> = HashMap::new();
+    for (draft_id, event_id, created) in &seen.published {
+        let (event_ids, creators) = told.entry(draft_id).or_default();
+        event_ids.insert(event_id);
+        *creators += usize::from(*created);
+    }
+    for (draft_id, (event_ids, creators)) in &told {
+        assert_eq!(event_ids.len(), 1, "draft {draft_id}: told {event_ids:?}");
+        assert!(*creators <= 1, "draft {draft_id}: {creators} callers told they created it");
+    }
+    let events = app.count("SELECT count(*) FROM events").await;
+    assert_eq!(events, told.len() as i64, "events without a caller told, or the reverse");
+    crate::races::assert_invariants(&app.db).await;
 }

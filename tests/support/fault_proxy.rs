@@ -1,5 +1,5 @@
 //! A TCP proxy of the tests' own between the service and PostgreSQL that
-//! breaks the network on demand: it can delay every chunk, stall every
+//! breaks the network on demand: it can delay every round trip, stall every
 //! connection, leave the open ones half-open (they stop answering, with no
 //! FIN or RST, while new ones work), cut them all, or cut the one connection
 //! that carries a publish right around its commit.
@@ -45,7 +45,10 @@ pub enum CommitCut {
 /// The faults in force; connections are numbered in the order accepted.
 #[derive(Debug, Clone, Default)]
 struct Faults {
+    /// Added to each chunk sent to the server (so to each round trip), plus
+    /// or minus up to `jitter`, drawn per chunk.
     delay: Duration,
+    jitter: Duration,
     stalled: bool,
     /// Connections numbered below this stop answering for good.
     half_open_below: u64,
@@ -92,9 +95,9 @@ impl FaultProxy {
         format!("postgres://postgres@{}/{database}", self.addr)
     }
 
-    /// Delays every chunk, both ways, by `delay`.
-    pub fn delay(&self, delay: Duration) {
-        self.shared.faults.send_modify(|f| f.delay = delay);
+    /// Adds `delay` ± up to `jitter` (uniform) to every round trip.
+    pub fn delay(&self, delay: Duration, jitter: Duration) {
+        self.shared.faults.send_modify(|f| (f.delay, f.jitter) = (delay, jitter));
     }
 
     /// Stops relaying on every connection, open or new, until [`resume`].
@@ -162,6 +165,7 @@ async fn relay(id: u64, client: TcpStream, shared: Arc<Shared>) {
     let (mut server_read, mut server_write) = server.into_split();
     let mut faults = shared.faults.subscribe();
     let mut frontend = Frontend::default();
+    let mut random = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     // Set once the commit went through: the answer is read, never relayed.
     let mut withheld: Option<Vec<u8>> = None;
     let (mut from_client, mut from_server) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
@@ -181,7 +185,7 @@ async fn relay(id: u64, client: TcpStream, shared: Arc<Shared>) {
             changed = faults.changed() => if changed.is_err() { return },
             read = client_read.read(&mut from_client) => {
                 let n = match read { Ok(0) | Err(_) => return, Ok(n) => n };
-                tokio::time::sleep(now.delay).await;
+                tokio::time::sleep(jittered(now.delay, now.jitter, &mut random)).await;
                 let step = frontend.feed(&from_client[..n], &shared);
                 let bytes = match step {
                     Step::Forward(bytes) => bytes,
@@ -208,13 +212,25 @@ async fn relay(id: u64, client: TcpStream, shared: Arc<Shared>) {
                     }
                     continue;
                 }
-                tokio::time::sleep(now.delay).await;
                 if client_write.write_all(&from_server[..n]).await.is_err() {
                     return;
                 }
             }
         }
     }
+}
+
+/// `delay` ± up to `jitter`, drawn from `state` (xorshift64).
+fn jittered(delay: Duration, jitter: Duration, state: &mut u64) -> Duration {
+    if jitter.is_zero() {
+        return delay;
+    }
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let span = 2 * jitter.as_micros() as u64 + 1;
+    let offset = Duration::from_micros(*state % span);
+    (delay + offset).saturating_sub(jitter)
 }
 
 /// Whether backend messages `bytes` (starting at a message boundary)
