@@ -10,6 +10,7 @@ mod configuration;
 mod create_draft;
 mod database_outage;
 mod event_changes;
+mod failover;
 mod get_draft_and_event;
 mod hostile_input;
 mod limits;

@@ -1,8 +1,9 @@
 //! A TCP proxy of the tests' own between the service and PostgreSQL that
 //! breaks the network on demand: it can delay every round trip, stall every
 //! connection, leave the open ones half-open (they stop answering, with no
-//! FIN or RST, while new ones work), cut them all, or cut the one connection
-//! that carries a publish right around its commit.
+//! FIN or RST, while new ones work), cut them all, re-point to another
+//! server, or cut the one connection that carries a publish right around its
+//! commit.
 //!
 //! It reads the PostgreSQL frontend protocol just enough to find the publish:
 //! the Parse of the statement that inserts the event, then the exchange that
@@ -57,7 +58,7 @@ struct Faults {
 }
 
 struct Shared {
-    upstream: SocketAddr,
+    upstream: Mutex<SocketAddr>,
     faults: watch::Sender<Faults>,
     next_id: AtomicU64,
     commit_cut: Mutex<Option<CommitCut>>,
@@ -76,7 +77,7 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
-            upstream,
+            upstream: Mutex::new(upstream),
             faults: watch::Sender::new(Faults::default()),
             next_id: AtomicU64::new(0),
             commit_cut: Mutex::new(None),
@@ -124,6 +125,13 @@ impl FaultProxy {
         self.shared.faults.send_modify(|f| f.cut_below = below);
     }
 
+    /// Relays new connections to `upstream` and cuts the open ones: a
+    /// stable address re-pointed to a new primary after a failover.
+    pub fn repoint(&self, upstream: SocketAddr) {
+        *self.shared.upstream.lock().unwrap() = upstream;
+        self.cut_all();
+    }
+
     /// Cuts the connection of the next publish at its commit.
     pub fn cut_next_publish(&self, cut: CommitCut) {
         *self.shared.commit_cut.lock().unwrap() = Some(cut);
@@ -159,7 +167,8 @@ enum Step {
 }
 
 async fn relay(id: u64, client: TcpStream, shared: Arc<Shared>) {
-    let Ok(server) = TcpStream::connect(shared.upstream).await else { return };
+    let upstream = *shared.upstream.lock().unwrap();
+    let Ok(server) = TcpStream::connect(upstream).await else { return };
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
