@@ -81,6 +81,7 @@ impl Store {
         // Most passes find nothing due: answer those without the lock.
         let earliest: Option<OffsetDateTime> =
             sqlx::query_scalar("SELECT min(change_time) FROM event_changes WHERE position IS NULL")
+                .persistent(self.named_statements())
                 .fetch_one(&mut *connection)
                 .within(&self.answer_within)
                 .await?;

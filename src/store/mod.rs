@@ -90,7 +90,8 @@ pub enum Pooler {
     /// transaction may reach two server connections — and statements are
     /// unnamed: a named one outlives its transaction on a server connection
     /// other clients then share. sqlx names its statements even with the
-    /// statement cache off, so each query says `persistent(false)`.
+    /// statement cache off, and prepares even a query without parameters, so
+    /// every query says `persistent(false)`.
     Transaction,
 }
 
@@ -385,7 +386,7 @@ impl Store {
 
     /// True when the database answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> bool {
-        let query = sqlx::query("SELECT 1").execute(&self.probe);
+        let query = sqlx::query("SELECT 1").persistent(self.named_statements()).execute(&self.probe);
         matches!(tokio::time::timeout(timeout, query).await, Ok(Ok(_)))
     }
 

@@ -10,6 +10,7 @@ use std::{
 };
 
 use draft_publisher::proto::v1 as pb;
+use sqlx::{Connection, Row};
 use tonic::Code;
 
 use crate::{
@@ -104,6 +105,35 @@ async fn every_call_answers_through_a_transaction_pooler() {
     assert_eq!(event.id, published.event_id);
     assert_eq!(fetched.event_id, published.event_id);
     assert_eq!(listed.drafts.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_leaves_no_prepared_statement_on_the_shared_server_connection() {
+    // One server connection for every transaction: the service's calls, its
+    // feed's sequencer and hub, its health probe, and this test's own
+    // query, which so sees what the others left behind there.
+    let pooler = PgBouncer::start_with_server_connections(1);
+    let app = TestApp::builder().through_pooler(&pooler).spawn().await;
+    let org = new_id();
+
+    health::until_health(app.addr, ServingStatus::Serving, Duration::from_secs(10)).await;
+    for _ in 0..3 {
+        let draft = app.complete_draft(&org).await;
+        app.publish(&org, &draft.id).await.expect("publish answers OK");
+        app.fetch_draft(&org, &draft.id).await;
+    }
+    app.until_changes(&org, 3).await;
+    let database = app.database_url().rsplit('/').next().unwrap();
+    let mut through_pooler =
+        sqlx::PgConnection::connect(&with_database(&pooler.url("postgres"), database)).await.unwrap();
+    // The simple query protocol: this query prepares nothing itself.
+    let left: String = sqlx::raw_sql("SELECT count(*)::text FROM pg_prepared_statements")
+        .fetch_one(&mut through_pooler)
+        .await
+        .unwrap()
+        .get(0);
+
+    assert_eq!(left, "0", "named prepared statements left on the server connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

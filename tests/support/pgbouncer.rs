@@ -19,6 +19,9 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::support::{database::server_url, net::free_port};
 
+/// Server connections per database, unless a test says otherwise.
+const SERVER_CONNECTIONS: u32 = 40;
+
 /// How long PgBouncer may take to accept connections.
 const STARTUP: Duration = Duration::from_secs(10);
 
@@ -52,12 +55,24 @@ impl PgBouncer {
     /// Starts PgBouncer in front of the server of `DATABASE_URL`, waiting
     /// until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with_server_connections(SERVER_CONNECTIONS)
+    }
+
+    /// Like [`PgBouncer::start`], with at most `server_connections` to
+    /// PostgreSQL per database: with very few, every client's transactions
+    /// share them, so that any session state one leaves behind meets the
+    /// others.
+    pub fn start_with_server_connections(server_connections: u32) -> Self {
         let server = PgConnectOptions::from_str(&server_url()).expect("DATABASE_URL parses");
-        Self::start_in_front_of(server.get_host(), server.get_port())
+        Self::start_with(server.get_host(), server.get_port(), server_connections)
     }
 
     /// Starts PgBouncer in front of the PostgreSQL server at `host:port`.
     pub fn start_in_front_of(host: &str, port: u16) -> Self {
+        Self::start_with(host, port, SERVER_CONNECTIONS)
+    }
+
+    fn start_with(host: &str, port: u16, server_connections: u32) -> Self {
         let dir = tempfile::Builder::new().prefix("draft-publisher-pgbouncer-").tempdir().unwrap();
         let listen_port = free_port();
         let path = |name: &str| dir.path().join(name).display().to_string();
@@ -75,7 +90,7 @@ impl PgBouncer {
              pool_mode = transaction\n\
              ignore_startup_parameters = extra_float_digits\n\
              max_client_conn = 1000\n\
-             default_pool_size = 40\n\
+             default_pool_size = {server_connections}\n\
              logfile = {log}\n\
              pidfile = {pid}\n\
              server_login_retry = 1\n",
