@@ -61,6 +61,11 @@ has_nats_server() {
     has nats-server || [ -x /usr/sbin/nats-server ]
 }
 
+# Debian installs PgBouncer under /usr/sbin, which is not on every PATH.
+has_pgbouncer() {
+    has pgbouncer || [ -x /usr/sbin/pgbouncer ]
+}
+
 # --- what each purpose needs ---------------------------------------------------
 # With DATABASE_URL set the scripts use that server and start none of their
 # own; otherwise a local server, or the binaries to start a private one.
@@ -84,6 +89,7 @@ if [ "$purpose" = test ]; then
     need npm "installs the Node client's and buf's pinned packages" has npm
     need curl "the shell suites' gRPC health check" has curl
     need nats-server "NATS with JetStream for the relay's client tests (scripts/nats.sh)" has_nats_server
+    need pgbouncer "the tests run the service through a transaction pooler" has_pgbouncer
 fi
 
 # The private cluster runs as `postgres`: PostgreSQL refuses to run as root.

@@ -80,6 +80,8 @@ pub async fn run(database_url: &str, unsent_after: Option<Duration>) -> anyhow::
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        // Run against PostgreSQL itself, like `migrate`.
+        ..PoolSettings::default()
     };
     let store = Store::connect_lazy(database_url, &settings)?;
     let unsent_before =

@@ -9,7 +9,7 @@ use crate::{
     auth::{BearerTokens, ClientOrganizations, SecretToken},
     defaults,
     server::{Http2Limits, RelaySettings, ServerSettings, TlsSettings},
-    store::PoolSettings,
+    store::{PoolSettings, Pooler},
 };
 
 /// DraftPublisher: turns event drafts into published events, exactly once.
@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// PostgreSQL statement timeout for the service's queries.
     #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = shown(defaults::DB_STATEMENT_TIMEOUT), value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
+
+    /// Connection pooler between the service and PostgreSQL.
+    #[arg(long, env = "DRAFT_PUBLISHER_DB_POOLER", value_enum, default_value_t = DbPooler::None)]
+    pub db_pooler: DbPooler,
 
     /// File of accepted bearer tokens, one per line:
     /// `TOKEN [name=LABEL] [org=UUID[,UUID...]|org=*]`, TOKEN itself or
@@ -199,6 +203,16 @@ pub struct ServeArgs {
     pub tls_client_orgs: Option<PathBuf>,
 }
 
+/// What stands between the service and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbPooler {
+    /// PostgreSQL itself (or a session pooler).
+    None,
+    /// A transaction pooler such as PgBouncer in `pool_mode = transaction`:
+    /// needs `--skip-migrations` (run `migrate` against PostgreSQL directly).
+    Transaction,
+}
+
 /// A duration as the flags take it (`10s`, `500ms`), for their defaults.
 fn shown(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
@@ -210,6 +224,10 @@ impl ServeArgs {
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout,
             statement_timeout: self.db_statement_timeout,
+            pooler: match self.db_pooler {
+                DbPooler::None => Pooler::None,
+                DbPooler::Transaction => Pooler::Transaction,
+            },
         }
     }
 

@@ -65,7 +65,7 @@ pub use crate::{
     api::status::ERROR_DOMAIN,
     app::App,
     domain::{Clock, SystemClock, Timestamp},
-    store::{PoolSettings, PoolStats, Store},
+    store::{PoolSettings, PoolStats, Pooler, Store},
 };
 // Request validation, for the fuzz target.
 pub use crate::{api::decode, domain::PageToken, error::Error};
@@ -112,6 +112,14 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     // before the database is touched.
     let settings = args.server_settings()?;
     let pool_settings = args.pool_settings();
+    if pool_settings.pooler == Pooler::Transaction && !args.skip_migrations {
+        // Migrations hold a session's advisory lock, which a transaction
+        // pooler cannot keep.
+        anyhow::bail!(
+            "--db-pooler transaction needs --skip-migrations: run `draft-publisher migrate` \
+             against PostgreSQL directly first"
+        );
+    }
     let store = if args.skip_migrations {
         Store::connect_lazy(database_url, &pool_settings)?
     } else {

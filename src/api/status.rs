@@ -43,6 +43,13 @@ pub enum Refusal {
     /// The request message did not arrive in time; the call was not started.
     #[error("the request message did not arrive within {0:?}")]
     RequestMessageTimeout(Duration),
+    /// The caller's own deadline (`grpc-timeout`) ran out. Work already
+    /// started still completes, as for `RequestTimeout`.
+    #[error("the call's deadline of {0:?} ran out; retry to learn its outcome")]
+    DeadlineExceeded(Duration),
+    /// The request message is larger than the server accepts; it was not read.
+    #[error("the request message of {size} bytes is over the limit of {max} bytes")]
+    MessageTooLarge { size: u64, max: usize },
     /// The server began to shut down while a stream was open.
     #[error("the server is shutting down; retry (a stream resumes from its last cursor)")]
     ShuttingDown,
@@ -87,6 +94,8 @@ fn refusal_code_and_reason(refusal: &Refusal) -> (Code, &'static str) {
         Refusal::Overloaded => (Code::Unavailable, "OVERLOADED"),
         Refusal::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
         Refusal::RequestMessageTimeout(_) => (Code::DeadlineExceeded, "REQUEST_MESSAGE_TIMEOUT"),
+        Refusal::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+        Refusal::MessageTooLarge { .. } => (Code::ResourceExhausted, "MESSAGE_TOO_LARGE"),
         Refusal::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
     }
 }

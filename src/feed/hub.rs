@@ -11,7 +11,9 @@ use crate::{domain::Position, shutdown::stopped, store::Store};
 
 pub(super) async fn run(feed: Feed, store: Store, mut stop: watch::Receiver<bool>) {
     let notified = std::sync::Arc::new(Notify::new());
-    let listener = tokio::spawn(listen(store.clone(), notified.clone()));
+    // Through a transaction pooler LISTEN would end with its transaction:
+    // there the poll alone wakes watchers, within POLL_INTERVAL.
+    let listener = store.can_listen().then(|| tokio::spawn(listen(store.clone(), notified.clone())));
     let mut seen = Position::START;
     let mut known = false;
     loop {
@@ -40,7 +42,9 @@ pub(super) async fn run(feed: Feed, store: Store, mut stop: watch::Receiver<bool
             Err(error) => tracing::debug!(%error, "feed hub: cannot read new positions"),
         }
     }
-    listener.abort();
+    if let Some(listener) = listener {
+        listener.abort();
+    }
 }
 
 /// Forwards every notification on the changes channel, and every reconnect

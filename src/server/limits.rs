@@ -1,6 +1,7 @@
 //! Per-call limits, as a tower layer around every service: a bounded wait
-//! for the request message, a server-side timeout, and a cap on calls in
-//! flight that sheds the excess at once.
+//! for the request message, a server-side timeout (or the caller's shorter
+//! deadline, see `deadline`), and a cap on calls in flight that sheds the
+//! excess at once.
 //!
 //! A call takes a slot only once its request message has arrived: a peer
 //! that opens streams and sends no message (HEADERS only) must not hold the
@@ -97,6 +98,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limits = self.limits.clone();
+        let (timeout, refusal) = super::deadline::of(request.headers(), limits.timeout);
         Box::pin(async move {
             let (request, _permit) = if limited {
                 let (parts, body) = request.into_parts();
@@ -114,9 +116,9 @@ where
             };
             // Bounds the wait for the answer's head: for a unary call that is
             // the whole call; a stream (health Watch) runs on once started.
-            match tokio::time::timeout(limits.timeout, inner.call(request)).await {
+            match tokio::time::timeout(timeout, inner.call(request)).await {
                 Ok(answer) => answer,
-                Err(_) => Ok(reject(Refusal::RequestTimeout(limits.timeout))),
+                Err(_) => Ok(reject(refusal)),
             }
         })
     }

@@ -3,14 +3,16 @@
 //! and runs it (with the metrics listener, when configured) until shutdown,
 //! then drains the calls in flight for at most the grace period.
 //!
-//! `connection` (handshake, stalls, end of life), `stalls`, `limits`,
-//! `observe` with `stream_errors`, and `tls` hold the parts, `http2` the
-//! connection limits; this file only wires them.
+//! `connection` (handshake, stalls, end of life), `stalls`, `limits` (with
+//! `deadline`), `message_size`, `observe` with `stream_errors`, and `tls`
+//! hold the parts, `http2` the connection limits; this file only wires them.
 
 mod connection;
+mod deadline;
 mod handshake;
 mod http2;
 mod limits;
+mod message_size;
 mod observe;
 mod stalls;
 mod stream_errors;
@@ -33,6 +35,7 @@ use tonic_health::ServingStatus;
 use self::{
     connection::{ConnectionDeadlines, GuardedIo},
     limits::{CallLimitsLayer, MessageWait},
+    message_size::MessageSizeLayer,
     observe::ObserveLayer,
     stalls::StallsLayer,
 };
@@ -200,6 +203,7 @@ pub async fn serve(
         .layer(ObserveLayer::new(metrics))
         .layer(StallsLayer::new(answers))
         .layer(CallLimitsLayer::new(settings.request_timeout, message_wait, settings.max_concurrent_calls))
+        .layer(MessageSizeLayer::new(settings.max_message_size))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))

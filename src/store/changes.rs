@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Error, Store,
+    Answer, Error, Store,
     rows::{EVENT_COLUMNS, EventRow},
 };
 use crate::domain::{ChangeId, ChangeKind, Event, EventChange, OrganizationId, Position, Timestamp};
@@ -66,9 +66,7 @@ fn changes(rows: Vec<ChangeRow>) -> Result<Vec<EventChange>, Error> {
 
 /// Every change joined with its event, `ev_`-prefixed as `rows` expects.
 static CHANGES_WITH_EVENTS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT c.kind, c.position, {EVENT_COLUMNS} FROM event_changes c JOIN events e ON e.id = c.event_id"
-    )
+    format!("SELECT c.kind, c.position, {EVENT_COLUMNS} FROM event_changes c JOIN events e ON e.id = c.event_id")
 });
 
 impl Store {
@@ -82,7 +80,9 @@ impl Store {
         // Most passes find nothing due: answer those without the lock.
         let earliest: Option<OffsetDateTime> =
             sqlx::query_scalar("SELECT min(change_time) FROM event_changes WHERE position IS NULL")
+                .persistent(self.named_statements())
                 .fetch_one(&mut *connection)
+                .within(&self.answer_within)
                 .await?;
         match earliest {
             None => return Ok(SequencerPass::default()),
@@ -95,10 +95,15 @@ impl Store {
             Some(_) => {}
         }
 
-        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        let mut tx = sqlx::Connection::begin(&mut *connection).within(&self.answer_within).await?;
         // Taken before the UPDATE, whose snapshot then sees the previous
         // pass's positions, so max(position) is current.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .persistent(self.named_statements())
+            .execute(&mut *tx)
+            .within(&self.answer_within)
+            .await?;
         let rows = sqlx::query_as::<_, PositionedRow>(
             r#"
             WITH ready AS (
@@ -120,22 +125,29 @@ impl Store {
         )
         .bind(now.as_datetime())
         .bind(limit)
+        .persistent(self.named_statements())
         .fetch_all(&mut *tx)
+        .within(&self.answer_within)
         .await?;
         let next_release: Option<OffsetDateTime> = sqlx::query_scalar(
             "SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1",
         )
         .bind(now.as_datetime())
+        .persistent(self.named_statements())
         .fetch_one(&mut *tx)
+        .within(&self.answer_within)
         .await?;
         if let Some(top) = rows.iter().map(|r| r.position).max() {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(top.to_string())
+                .persistent(self.named_statements())
                 .execute(&mut *tx)
+                .within(&self.answer_within)
                 .await?;
         }
-        tx.commit().await?;
+        tx.commit().within(&self.answer_within).await?;
+        connection.done().await?;
 
         let count = rows.len();
         let mut positioned: Vec<(OrganizationId, Position)> = Vec::new();
@@ -152,6 +164,7 @@ impl Store {
 
     /// The highest position of each organisation with changes after `after`.
     pub async fn positions_since(&self, after: Position) -> Result<Vec<(OrganizationId, Position)>, Error> {
+        let mut work = self.connection().await?;
         let rows = sqlx::query_as::<_, PositionedRow>(
             r#"
             SELECT organization_id, max(position) AS position
@@ -161,8 +174,11 @@ impl Store {
             "#,
         )
         .bind(after.get())
-        .fetch_all(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_all(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         Ok(rows
             .into_iter()
             .map(|r| (OrganizationId::from_uuid(r.organization_id), Position::from_stored(r.position)))
@@ -171,9 +187,13 @@ impl Store {
 
     /// The highest position given so far.
     pub async fn top_position(&self) -> Result<Position, Error> {
+        let mut work = self.connection().await?;
         let top: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_changes")
-            .fetch_one(&mut *self.connection().await?)
+            .persistent(self.named_statements())
+            .fetch_one(&mut *work)
+            .within(&self.answer_within)
             .await?;
+        work.done().await?;
         Ok(Position::from_stored(top.unwrap_or(0)))
     }
 
@@ -184,6 +204,7 @@ impl Store {
         after: Position,
         limit: u16,
     ) -> Result<Vec<EventChange>, Error> {
+        let mut work = self.connection().await?;
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
             r#"{}
             WHERE c.organization_id = $1 AND c.position > $2 AND c.position IS NOT NULL
@@ -195,18 +216,23 @@ impl Store {
         .bind(organization_id.as_uuid())
         .bind(after.get())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_all(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         changes(rows)
     }
 
     /// Opens a relay batch: the oldest positioned changes not yet sent, when
     /// no other replica's relay holds the relay lock; `None` when one does.
     pub async fn begin_relay_batch(&self, limit: i64) -> Result<Option<RelayBatch>, Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK)
+            .persistent(self.named_statements())
             .fetch_one(&mut *tx)
+            .within(&self.answer_within)
             .await?;
         if !locked {
             return Ok(None);
@@ -214,7 +240,11 @@ impl Store {
         // A relay whose host vanishes leaves this transaction idle, holding
         // the lock, until PostgreSQL notices: bound that, so another replica
         // resends well within the stream's duplicate window.
-        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = '60s'").execute(&mut *tx).await?;
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = '60s'")
+            .persistent(self.named_statements())
+            .execute(&mut *tx)
+            .within(&self.answer_within)
+            .await?;
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
             r#"{}
             WHERE c.sent_time IS NULL AND c.position IS NOT NULL
@@ -224,20 +254,26 @@ impl Store {
             CHANGES_WITH_EVENTS.as_str()
         )))
         .bind(limit)
+        .persistent(self.named_statements())
         .fetch_all(&mut *tx)
+        .within(&self.answer_within)
         .await?;
-        Ok(Some(RelayBatch { tx, changes: changes(rows)? }))
+        Ok(Some(RelayBatch { tx, changes: changes(rows)?, named_statements: self.named_statements() }))
     }
 
     /// Seconds since the oldest change due by `now` and not yet sent became
     /// due; 0 when every due change is sent.
     pub async fn oldest_unsent_age(&self, now: Timestamp) -> Result<f64, Error> {
+        let mut work = self.connection().await?;
         let oldest: Option<OffsetDateTime> = sqlx::query_scalar(
             "SELECT min(change_time) FROM event_changes WHERE sent_time IS NULL AND change_time <= $1",
         )
         .bind(now.as_datetime())
-        .fetch_one(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_one(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         Ok(oldest.map_or(0.0, |oldest| (now.as_datetime() - oldest).as_seconds_f64().max(0.0)))
     }
 }
@@ -247,6 +283,7 @@ impl Store {
 pub struct RelayBatch {
     tx: Transaction<'static, Postgres>,
     pub changes: Vec<EventChange>,
+    named_statements: bool,
 }
 
 impl RelayBatch {
@@ -266,6 +303,7 @@ impl RelayBatch {
             .bind(&event_ids)
             .bind(&kinds)
             .bind(now.as_datetime())
+            .persistent(self.named_statements)
             .execute(&mut *self.tx)
             .await?;
         }

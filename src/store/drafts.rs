@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Error, Store, rows::DraftRow};
+use super::{Answer, Error, Store, rows::DraftRow};
 use crate::domain::{
     Cursor, Draft, DraftContent, DraftId, DraftStatus, NewDraft, OrganizationId, PageSize, StatusFilter,
     Timestamp,
@@ -39,6 +39,7 @@ impl Store {
         let content = &new.content;
         let request_id = new.request_id.map(|r| r.as_uuid());
         let fingerprint = request_id.map(|_| content.fingerprint());
+        let mut work = self.connection().await?;
         let inserted = sqlx::query_as::<_, DraftRow>(
             r#"
             INSERT INTO drafts (id, organization_id, request_id, request_fingerprint,
@@ -60,12 +61,16 @@ impl Store {
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
         .bind(content.check_complete().is_ok())
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         if let Some(row) = inserted {
             return Ok(CreatedDraft::Created(row.into()));
         }
 
+        let mut work = self.connection().await?;
         let existing = sqlx::query_as::<_, RequestedDraftRow>(
             r#"
             SELECT *
@@ -75,10 +80,13 @@ impl Store {
         )
         .bind(new.organization_id.as_uuid())
         .bind(request_id)
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
+        .within(&self.answer_within)
         .await?
         // Drafts are never deleted, so the conflicting row is there.
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("request_id conflict without a row")))?;
+        work.done().await?;
         if existing.request_fingerprint != fingerprint {
             return Ok(CreatedDraft::RequestIdReused);
         }
@@ -90,6 +98,7 @@ impl Store {
         organization_id: OrganizationId,
         draft_id: DraftId,
     ) -> Result<Option<Draft>, Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, DraftRow>(
             r#"
             SELECT *
@@ -99,8 +108,11 @@ impl Store {
         )
         .bind(draft_id.as_uuid())
         .bind(organization_id.as_uuid())
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         Ok(row.map(Draft::from))
     }
 
@@ -113,6 +125,7 @@ impl Store {
         content: &DraftContent,
         now: Timestamp,
     ) -> Result<Draft, Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, DraftRow>(
             r#"
             UPDATE drafts
@@ -132,8 +145,11 @@ impl Store {
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
         .bind(content.check_complete().is_ok())
-        .fetch_optional(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_optional(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         row.map(Draft::from).ok_or(Error::DraftChanged)
     }
 
@@ -159,6 +175,7 @@ impl Store {
             Some(cursor) => (cursor.create_time.as_datetime(), cursor.draft_id.as_uuid()),
             None => (time::macros::datetime!(0001-01-01 0:00 UTC), uuid::Uuid::nil()),
         };
+        let mut work = self.connection().await?;
         let found = sqlx::query_as::<_, DraftRow>(
             r#"
             SELECT *
@@ -181,8 +198,11 @@ impl Store {
         .bind(status)
         .bind(now.as_datetime())
         .bind(i64::from(page_size.get()) + 1)
-        .fetch_all(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .fetch_all(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         Ok(found.into_iter().map(Draft::from).collect())
     }
 }

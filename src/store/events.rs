@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use sqlx::FromRow;
 
 use super::{
-    Error, Store,
+    Answer, Error, Store,
     rows::{DraftMaybeEventRow, EVENT_COLUMNS, EventRow},
 };
 use crate::domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp};
@@ -92,14 +92,18 @@ impl Store {
         publish_time: Timestamp,
         now: Timestamp,
     ) -> Result<Option<Publishing>, Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, PublishingRow>(PUBLISH.as_str())
             .bind(draft_id.as_uuid())
             .bind(organization_id.as_uuid())
             .bind(event_id.as_uuid())
             .bind(publish_time.as_datetime())
             .bind(now.as_datetime())
-            .fetch_optional(&mut *self.connection().await?)
+            .persistent(self.named_statements())
+            .fetch_optional(&mut *work)
+            .within(&self.answer_within)
             .await?;
+        work.done().await?;
         Ok(row.map(|row| {
             let draft = Draft::from(row.found.draft);
             match (row.created, row.found.event.0) {
@@ -114,6 +118,7 @@ impl Store {
     /// (a draft written before the flag existed); `Error::DraftChanged` when
     /// it changed meanwhile.
     pub async fn mark_publishable(&self, draft: &Draft) -> Result<(), Error> {
+        let mut work = self.connection().await?;
         let updated = sqlx::query(
             r#"
             UPDATE drafts SET publishable = true
@@ -123,8 +128,11 @@ impl Store {
         .bind(draft.id.as_uuid())
         .bind(draft.organization_id.as_uuid())
         .bind(draft.version)
-        .execute(&mut *self.connection().await?)
+        .persistent(self.named_statements())
+        .execute(&mut *work)
+        .within(&self.answer_within)
         .await?;
+        work.done().await?;
         if updated.rows_affected() == 1 { Ok(()) } else { Err(Error::DraftChanged) }
     }
 
@@ -133,11 +141,15 @@ impl Store {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Option<Event>, Error> {
+        let mut work = self.connection().await?;
         let row = sqlx::query_as::<_, EventRow>(GET_EVENT.as_str())
             .bind(event_id.as_uuid())
             .bind(organization_id.as_uuid())
-            .fetch_optional(&mut *self.connection().await?)
+            .persistent(self.named_statements())
+            .fetch_optional(&mut *work)
+            .within(&self.answer_within)
             .await?;
+        work.done().await?;
         Ok(row.map(Event::from))
     }
 }

@@ -10,17 +10,20 @@ mod events;
 mod rows;
 
 use std::{
+    future::Future,
+    ops::{Deref, DerefMut},
+    pin::Pin,
     str::FromStr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use sqlx::{
-    ConnectOptions, Connection, PgPool, Postgres,
+    AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool, Postgres, Transaction,
     migrate::{MigrateDatabase, Migrator},
     pool::PoolConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -36,6 +39,23 @@ pub use events::Publishing;
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
+/// How long past the statement timeout a statement's answer may take before
+/// the connection is deemed dead: a server that stopped answering without
+/// closing the connection (a half-open TCP connection, a stalled network)
+/// fails the call instead of hanging it, and the pool closes the connection.
+pub const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a connection given back to the pool may take to answer a ping
+/// (after a call gave up on it mid-statement, it may never): it is closed
+/// otherwise, so that a dead connection never holds a place in the pool.
+const RELEASE_PING: Duration = Duration::from_secs(1);
+
+/// After an exchange went unanswered, connections of the calls' pool given
+/// back within this long are pinged (with [`RELEASE_PING`]) before reuse.
+/// The one that went silent is given back at once; at other times the
+/// check would cost every call's release a round trip.
+const SUSPECT_AFTER_SILENCE: Duration = Duration::from_secs(1);
+
 /// Connections for background work: the LISTEN connection, the sequencer,
 /// the hub's reads and the relay's batch.
 const BACKGROUND_CONNECTIONS: u32 = 4;
@@ -50,8 +70,30 @@ pub struct PoolSettings {
     /// How long a call waits for a connection (including connecting) before
     /// it fails with UNAVAILABLE.
     pub acquire_timeout: Duration,
-    /// PostgreSQL's `statement_timeout` for the service's sessions.
+    /// PostgreSQL's `statement_timeout` for the service's statements.
     pub statement_timeout: Duration,
+    /// What stands between the service and PostgreSQL.
+    pub pooler: Pooler,
+}
+
+/// A connection pooler in front of PostgreSQL, and so what a session may rely on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pooler {
+    /// Connections to PostgreSQL itself (or a session pooler): a session is
+    /// one server connection, so its settings and prepared statements last.
+    #[default]
+    None,
+    /// A transaction pooler (PgBouncer `pool_mode = transaction`): only a
+    /// transaction is sure to stay on one server connection. So every unit
+    /// of work runs in a transaction that sets the statement timeout (`SET
+    /// LOCAL`; the pooler refuses the `options` startup parameter) — sqlx
+    /// parses and executes a statement in two exchanges, which outside a
+    /// transaction may reach two server connections — and statements are
+    /// unnamed: a named one outlives its transaction on a server connection
+    /// other clients then share. sqlx names its statements even with the
+    /// statement cache off, and prepares even a query without parameters, so
+    /// every query says `persistent(false)`.
+    Transaction,
 }
 
 impl Default for PoolSettings {
@@ -60,6 +102,7 @@ impl Default for PoolSettings {
             max_connections: defaults::DB_MAX_CONNECTIONS,
             acquire_timeout: defaults::DB_ACQUIRE_TIMEOUT,
             statement_timeout: defaults::DB_STATEMENT_TIMEOUT,
+            pooler: Pooler::None,
         }
     }
 }
@@ -91,6 +134,105 @@ pub struct Store {
     /// Calls waiting for a connection of `pool` right now (a metric the pool
     /// itself does not expose).
     waiting: Arc<AtomicUsize>,
+    /// Behind a transaction pooler: how each unit of work begins
+    /// (`BEGIN; SET LOCAL statement_timeout = …`); `None` without one.
+    begin: Option<Arc<str>>,
+    /// How long an exchange with the server may take.
+    answer_within: AnswerWithin,
+}
+
+/// How long an exchange with the server may take — the statement timeout
+/// plus [`ANSWER_GRACE`], unbounded without a statement timeout — and when
+/// one last went unanswered.
+#[derive(Debug, Clone)]
+pub(crate) struct AnswerWithin {
+    bound: Duration,
+    last_silence: Arc<Mutex<Option<Instant>>>,
+}
+
+impl AnswerWithin {
+    fn new(statement_timeout: Duration) -> Self {
+        let bound = match statement_timeout {
+            Duration::ZERO => Duration::MAX,
+            timeout => timeout + ANSWER_GRACE,
+        };
+        Self { bound, last_silence: Arc::default() }
+    }
+
+    fn silence_now(&self) {
+        *self.last_silence.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    fn silence_lately(&self) -> bool {
+        let last = *self.last_silence.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_some_and(|at| at.elapsed() < SUSPECT_AFTER_SILENCE)
+    }
+}
+
+/// Bounds a database exchange by the store's [`AnswerWithin`], turning both
+/// its failure and its silence into the store's [`Error`].
+pub(crate) trait Answer<'a, T> {
+    fn within(self, bound: &AnswerWithin) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+}
+
+impl<'a, T, F> Answer<'a, T> for F
+where
+    F: Future<Output = Result<T, sqlx::Error>> + Send + 'a,
+    T: 'a,
+{
+    fn within(self, bound: &AnswerWithin) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>> {
+        let bound = bound.clone();
+        Box::pin(async move {
+            match tokio::time::timeout(bound.bound, self).await {
+                Ok(answer) => Ok(answer?),
+                Err(_) => {
+                    bound.silence_now();
+                    Err(Error::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the database did not answer within {:?}", bound.bound),
+                    ))))
+                }
+            }
+        })
+    }
+}
+
+/// A connection for one unit of work: the session itself, or behind a
+/// transaction pooler a transaction carrying the statement timeout. End it
+/// with [`Work::done`]; dropped unfinished, its transaction rolls back.
+pub(crate) enum Work {
+    Session(PoolConnection<Postgres>),
+    Transaction(Transaction<'static, Postgres>, AnswerWithin),
+}
+
+impl Work {
+    /// Commits the unit of work's transaction, if it has one.
+    pub(crate) async fn done(self) -> Result<(), Error> {
+        if let Self::Transaction(tx, answer_within) = self {
+            tx.commit().within(&answer_within).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Work {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Session(connection) => connection,
+            Self::Transaction(tx, _) => tx,
+        }
+    }
+}
+
+impl DerefMut for Work {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Session(connection) => connection,
+            Self::Transaction(tx, _) => tx,
+        }
+    }
 }
 
 /// Counts one waiter for as long as it lives, even if the wait is cancelled.
@@ -130,8 +272,15 @@ impl Store {
         let options = PgConnectOptions::from_str(url)
             .context("parsing DATABASE_URL")?
             .application_name("draft-publisher")
-            .options([("statement_timeout", statement_timeout.as_str())])
             .log_statements(tracing::log::LevelFilter::Trace);
+        let (options, begin) = match settings.pooler {
+            Pooler::None => (options.options([("statement_timeout", statement_timeout.as_str())]), None),
+            Pooler::Transaction => (
+                options.statement_cache_capacity(0),
+                Some(format!("BEGIN; SET LOCAL statement_timeout = {statement_timeout}").into()),
+            ),
+        };
+        let answer_within = AnswerWithin::new(settings.statement_timeout);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -144,21 +293,32 @@ impl Store {
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
                     if meta.idle_for > IDLE_BEFORE_PING {
-                        conn.ping().await?;
+                        still_answers(conn).await?;
                     }
                     Ok(true)
                 })
             })
+            .after_release({
+                let answer_within = answer_within.clone();
+                move |conn, _| {
+                    let suspect = answer_within.silence_lately();
+                    Box::pin(async move { if suspect { still_answers(conn).await } else { Ok(true) } })
+                }
+            })
             .connect_lazy_with(options.clone());
+        // The probe's and background work's connections are few and used
+        // seldom: always checked.
         let probe = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
+            .after_release(|conn, _| Box::pin(still_answers(conn)))
             .connect_lazy_with(options.clone());
         let background = PgPoolOptions::new()
             .max_connections(BACKGROUND_CONNECTIONS)
             .acquire_timeout(settings.acquire_timeout)
+            .after_release(|conn, _| Box::pin(still_answers(conn)))
             .connect_lazy_with(options);
-        Ok(Self { pool, probe, background, waiting: Arc::default() })
+        Ok(Self { pool, probe, background, waiting: Arc::default(), begin, answer_within })
     }
 
     /// The same database through the background connections: the store the
@@ -169,6 +329,8 @@ impl Store {
             probe: self.probe.clone(),
             background: self.background.clone(),
             waiting: Arc::default(),
+            begin: self.begin.clone(),
+            answer_within: self.answer_within.clone(),
         }
     }
 
@@ -182,10 +344,40 @@ impl Store {
         }
     }
 
-    /// A connection of the pool for one statement, counted while awaited.
-    async fn connection(&self) -> Result<PoolConnection<Postgres>, Error> {
+    /// A connection of the pool for one unit of work, counted while awaited
+    /// (behind a transaction pooler, up to its `BEGIN`'s answer).
+    async fn connection(&self) -> Result<Work, Error> {
         let _waiting = Waiting::begin(&self.waiting);
-        Ok(self.pool.acquire().await?)
+        Ok(match &self.begin {
+            None => Work::Session(self.pool.acquire().await?),
+            Some(begin) => Work::Transaction(
+                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(&self.answer_within).await?,
+                self.answer_within.clone(),
+            ),
+        })
+    }
+
+    /// A transaction of its own (behind a transaction pooler, one that sets
+    /// the statement timeout).
+    async fn transaction(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        Ok(match &self.begin {
+            None => self.pool.begin().await?,
+            Some(begin) => {
+                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(&self.answer_within).await?
+            }
+        })
+    }
+
+    /// Whether statements may be prepared once per session and named: not
+    /// behind a transaction pooler (see [`Pooler::Transaction`]).
+    fn named_statements(&self) -> bool {
+        self.begin.is_none()
+    }
+
+    /// True when LISTEN/NOTIFY reach this replica: not through a transaction
+    /// pooler, where a LISTEN ends with its transaction's server connection.
+    pub fn can_listen(&self) -> bool {
+        self.begin.is_none()
     }
 
     /// Applies pending migrations; safe to run from several replicas at once.
@@ -195,7 +387,7 @@ impl Store {
 
     /// True when the database answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> bool {
-        let query = sqlx::query("SELECT 1").execute(&self.probe);
+        let query = sqlx::query("SELECT 1").persistent(self.named_statements()).execute(&self.probe);
         matches!(tokio::time::timeout(timeout, query).await, Ok(Ok(_)))
     }
 
@@ -204,5 +396,18 @@ impl Store {
         self.probe.close().await;
         self.background.close().await;
         self.pool.close().await;
+    }
+}
+
+/// Whether a pooled connection still answers, checked when it is given back
+/// or taken after a long idle (sqlx's own ping waits for ever). An error
+/// closes it at once, without the goodbye a silent server would never read.
+async fn still_answers(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    match tokio::time::timeout(RELEASE_PING, conn.ping()).await {
+        Ok(answered) => answered.map(|()| true),
+        Err(_) => {
+            tracing::warn!("closing a database connection that stopped answering");
+            Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()))
+        }
     }
 }

@@ -325,10 +325,7 @@ fn check(name: &str, result: Result<(), Status>, expect: Expect) {
             assert_error(&status, Code::Aborted, "VERSION_MISMATCH");
         }
         (Expect::TooLarge, Err(status)) => {
-            assert!(
-                matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
-                "{name}: {status:?}"
-            );
+            assert_error(&status, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
         }
         (expect, result) => panic!("{name}: expected {expect:?}, got {result:?}"),
     }

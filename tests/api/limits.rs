@@ -1,5 +1,6 @@
-//! The server's limits: request timeout, concurrency limit with load
-//! shedding, and HTTP/2 keepalive. (The message size limit is in `server`.)
+//! The server's limits: request timeout and client deadlines, concurrency
+//! limit with load shedding, and HTTP/2 keepalive. (The message size limit
+//! is in `server`.)
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio::{
 };
 use tonic::Code;
 
-use crate::support::{health, *};
+use crate::support::{health, metrics, *};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_still_completes() {
@@ -27,6 +28,29 @@ async fn a_call_over_the_request_timeout_is_deadline_exceeded_and_its_publish_st
     holder.commit().await.unwrap();
     let again = app.publish(&draft.organization_id, &draft.id).await.expect("publish answers");
     assert!(again.already_published, "the timed-out call published the draft");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_deadline_that_runs_out_is_deadline_exceeded_counted_and_its_publish_completes() {
+    let app = TestApp::spawn().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let holder = app.hold_draft(&draft.id).await;
+    let mut request = tonic::Request::new(draft.publish_request());
+    request.set_timeout(Duration::from_millis(300));
+
+    let status = app.publish_draft(request).await.unwrap_err();
+
+    // The server's answer, not the client's own timer (which says CANCELLED).
+    assert_error(&status, Code::DeadlineExceeded, "DEADLINE_EXCEEDED");
+    let text = metrics::scrape_text(app.metrics_addr).await;
+    let publish = format!("/{}/PublishDraft", health::SERVICE);
+    let labels = [("method", publish.as_str()), ("code", "DEADLINE_EXCEEDED")];
+    metrics::assert_sample(&text, "draftpublisher_grpc_calls_total", &labels, 1.0);
+    app.until_calls_wait_on_locks(1).await;
+    holder.commit().await.unwrap();
+    let again = app.publish(&draft.organization_id, &draft.id).await.expect("publish answers");
+    assert!(again.already_published, "the call past its deadline published the draft");
     assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
 }
 

@@ -103,3 +103,29 @@ fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(stderr.contains("ERROR"), "no error line was logged: {stderr}");
     assert!(!output.stderr.contains(&0x1b), "ANSI escape codes in piped logs: {stderr:?}");
 }
+
+#[tokio::test]
+async fn a_call_past_its_client_deadline_is_logged_deadline_exceeded() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter("info")
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let holder = app.hold_draft(&draft.id).await;
+    let mut request = tonic::Request::new(draft.publish_request());
+    request.set_timeout(std::time::Duration::from_millis(200));
+
+    app.publish_draft(request).await.unwrap_err();
+
+    let calls = logs.finished_calls();
+    assert_eq!(calls.len(), 2, "{}", logs.text());
+    assert_eq!(calls[1]["method"], "/draftpublisher.v1.DraftPublisher/PublishDraft");
+    assert_eq!(calls[1]["code"], "DEADLINE_EXCEEDED");
+    holder.rollback().await.unwrap();
+}

@@ -13,7 +13,7 @@ const DRAFTS: usize = 50;
 const CALLERS: usize = 16;
 
 /// I1–I3, checked in SQL.
-async fn assert_invariants(db: &PgPool) {
+pub(crate) async fn assert_invariants(db: &PgPool) {
     let checks = [
         (
             "I1 a draft with two events",
@@ -44,7 +44,12 @@ async fn assert_invariants(db: &PgPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_publishers_of_each_draft_get_one_event() {
-    let app = TestApp::spawn().await;
+    concurrent_publishers_race(&TestApp::spawn().await).await;
+}
+
+/// [`CALLERS`] publishers of each of [`DRAFTS`] drafts at once: one event
+/// per draft, every caller answered OK with it.
+pub(crate) async fn concurrent_publishers_race(app: &TestApp) {
     let org = new_id();
     let mut clients = Vec::with_capacity(CALLERS);
     for _ in 0..CALLERS {

@@ -26,7 +26,12 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
 pub fn is_retryable(status: &Status) -> bool {
     match service_reason(status) {
         None => true,
-        Some(reason) => matches!(reason.as_str(), "DATABASE_UNAVAILABLE" | "CONCURRENT_MODIFICATION"),
+        Some(reason) => {
+            matches!(
+                reason.as_str(),
+                "DATABASE_UNAVAILABLE" | "CONCURRENT_MODIFICATION" | "DEADLINE_EXCEEDED"
+            )
+        }
     }
 }
 
@@ -171,9 +176,14 @@ pub async fn publish_with(
     .await
 }
 
-/// Is the code one a caller could be told for a cancelled call?
+/// Is the code one a caller could be told for a cancelled call: the
+/// transport's (no reason), or the server's answer to a deadline that ran
+/// out (reason `DEADLINE_EXCEEDED`)?
 pub fn is_cancellation(status: &Status) -> bool {
-    matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded) && service_reason(status).is_none()
+    match service_reason(status) {
+        None => matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        Some(reason) => status.code() == Code::DeadlineExceeded && reason == "DEADLINE_EXCEEDED",
+    }
 }
 
 /// A small deterministic generator (SplitMix64), so scenarios need no

@@ -98,9 +98,10 @@ async fn cancelled_calls_leave_working_connections_and_whole_publishes() {
     assert!(cancelled >= STORM_CALLS / 10, "only {cancelled} calls were cancelled");
     assert!(ok >= STORM_CALLS / 10, "only {ok} calls succeeded");
     // Cancelled calls fail in the transport (HTTP/2 also resets connections
-    // that cancel too many streams); the service itself never failed one.
+    // that cancel too many streams) or are answered DEADLINE_EXCEEDED; the
+    // service itself never failed one.
     for status in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert_eq!(service_reason(status), None, "a storm call failed in the service: {status:?}");
+        assert!(is_cancellation(status), "a storm call failed in the service: {status:?}");
     }
 
     // Whole or not at all: unpublished at version 1 with no event, or

@@ -15,7 +15,15 @@ const DRAFTS_AT_ONCE: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_publishers_per_draft_over_three_replicas_get_one_event() {
-    let deployment = Deployment::start(REPLICAS, &[]).await;
+    fan_out(Deployment::start(REPLICAS, &[]).await, "fan-out").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_publishers_per_draft_through_pgbouncer_get_one_event() {
+    fan_out(Deployment::start_through_pgbouncer(REPLICAS, &[]).await, "fan-out through PgBouncer").await;
+}
+
+async fn fan_out(deployment: Deployment, name: &str) {
     let clients = Arc::new(deployment.clients(PUBLISHERS));
     let stats = Arc::new(Stats::default());
     let org = new_id();
@@ -54,7 +62,7 @@ async fn sixteen_publishers_per_draft_over_three_replicas_get_one_event() {
             answers_by_draft.push((draft_id.clone(), answers));
         }
     }
-    stats.print("fan-out");
+    stats.print(name);
 
     for (draft_id, answers) in &answers_by_draft {
         let winners = answers.iter().filter(|a| !a.already_published).count();

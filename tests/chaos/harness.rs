@@ -15,6 +15,7 @@ use crate::support::{
     health::{self, SERVICE, ServingStatus},
     net::lazy_channel,
     pg_cluster::PgCluster,
+    pgbouncer::PgBouncer,
     wait::{self, until},
 };
 
@@ -101,11 +102,14 @@ impl Drop for Replica {
     }
 }
 
-/// A cluster and the replicas serving from it. Replicas are declared
-/// first, so they are killed before the cluster stops.
+/// A cluster and the replicas serving from it, directly or through a
+/// PgBouncer. Replicas are declared first, so they are killed before the
+/// pooler and the cluster stop.
 pub struct Deployment {
     pub replicas: Vec<Replica>,
     pub database_url: String,
+    /// Held only to keep the pooler running.
+    _pooler: Option<PgBouncer>,
     pub cluster: PgCluster,
 }
 
@@ -113,22 +117,41 @@ impl Deployment {
     /// Starts a cluster, migrates it with `draft-publisher migrate`, and
     /// starts `replicas` replicas with `extra_args`, waiting until they serve.
     pub async fn start(replicas: usize, extra_args: &[&str]) -> Self {
+        Self::start_with(replicas, extra_args, false).await
+    }
+
+    /// Like [`Deployment::start`], with the replicas reaching the cluster
+    /// through a PgBouncer in transaction pooling mode
+    /// (`--db-pooler transaction`); migrations still go directly.
+    pub async fn start_through_pgbouncer(replicas: usize, extra_args: &[&str]) -> Self {
+        Self::start_with(replicas, extra_args, true).await
+    }
+
+    async fn start_with(replicas: usize, extra_args: &[&str], through_pgbouncer: bool) -> Self {
         let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
         let database_url = cluster.url(DATABASE);
         let migrate = command(&database_url).arg("migrate").status().unwrap();
         assert!(migrate.success(), "draft-publisher migrate: {migrate}");
-        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let pooler = through_pgbouncer.then(|| PgBouncer::start_in_front_of("127.0.0.1", cluster.port()));
+        let serve_url = match &pooler {
+            Some(pooler) => {
+                extra_args.extend(["--db-pooler".to_owned(), "transaction".to_owned()]);
+                pooler.url(DATABASE)
+            }
+            None => database_url.clone(),
+        };
         let replicas = (0..replicas)
             .map(|_| {
                 let port = free_port();
-                let child = Replica::spawn(&database_url, port, &extra_args);
-                Replica { child, port, database_url: database_url.clone(), extra_args: extra_args.clone() }
+                let child = Replica::spawn(&serve_url, port, &extra_args);
+                Replica { child, port, database_url: serve_url.clone(), extra_args: extra_args.clone() }
             })
             .collect::<Vec<_>>();
         for replica in &replicas {
             replica.until_serving(Duration::from_secs(30)).await;
         }
-        Self { replicas, database_url, cluster }
+        Self { replicas, database_url, _pooler: pooler, cluster }
     }
 
     /// `n` clients, each on its own connection, spread over the replicas.

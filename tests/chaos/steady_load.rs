@@ -74,7 +74,16 @@ async fn until_progress(stats: &Stats, started: Instant, at: Duration, what: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn publishing_through_a_replica_crash_and_a_database_restart_stays_exactly_once() {
-    let mut deployment = Deployment::start(REPLICAS, &[]).await;
+    steady_load(Deployment::start(REPLICAS, &[]).await, "steady load").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_through_pgbouncer_stays_exactly_once() {
+    let deployment = Deployment::start_through_pgbouncer(REPLICAS, &[]).await;
+    steady_load(deployment, "steady load through PgBouncer").await;
+}
+
+async fn steady_load(mut deployment: Deployment, name: &str) {
     let survivors: Vec<u32> = deployment.replicas[1..].iter().map(|r| r.pid()).collect();
     let clients = Arc::new(deployment.clients(REPLICAS));
     let (stats, told, stop) =
@@ -101,7 +110,7 @@ async fn publishing_through_a_replica_crash_and_a_database_restart_stays_exactly
     for caller in callers {
         caller.await.expect("caller finished without panicking");
     }
-    stats.print("steady load");
+    stats.print(name);
     println!("[chaos] load ran for {:?}", started.elapsed());
 
     // The replicas that were not restarted serve again by themselves.

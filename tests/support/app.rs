@@ -15,7 +15,7 @@ use std::{
 };
 
 use draft_publisher::{
-    Clock, PoolSettings, Store, SystemClock, Timestamp, prepare_database,
+    Clock, PoolSettings, Pooler, Store, SystemClock, Timestamp, prepare_database,
     server::{BearerTokens, RelaySettings, ServerSettings, TlsSettings},
 };
 use sqlx::{PgPool, postgres::PgPoolOptions};
@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 
 use crate::support::{
     client::TestClient,
-    database::{TestDatabase, UNREACHABLE_DATABASE_URL},
+    database::{TestDatabase, UNREACHABLE_DATABASE_URL, with_database},
     net,
     server::TestServer,
 };
@@ -79,6 +79,10 @@ pub struct TestAppBuilder {
     settings: ServerSettings,
     pool: PoolSettings,
     database: Database,
+    /// A pooler's or proxy's URL (any database), and whether it pools
+    /// transactions: the server reaches its database through it,
+    /// migrations go directly.
+    via: Option<(String, Pooler)>,
 }
 
 impl TestAppBuilder {
@@ -143,6 +147,19 @@ impl TestAppBuilder {
         self
     }
 
+    /// Reaches its own database through `pooler` (`--db-pooler
+    /// transaction`), after migrating it directly.
+    pub fn through_pooler(mut self, pooler: &crate::support::pgbouncer::PgBouncer) -> Self {
+        self.via = Some((pooler.url("postgres"), Pooler::Transaction));
+        self
+    }
+
+    /// Reaches its own database through `proxy`, after migrating it directly.
+    pub fn through_proxy(mut self, proxy: &crate::support::fault_proxy::FaultProxy) -> Self {
+        self.via = Some((proxy.url("postgres"), Pooler::None));
+        self
+    }
+
     /// Relays the change feed to this NATS server.
     pub fn relay_to(mut self, nats_url: &str) -> Self {
         self.settings.relay = Some(relay_settings(nats_url));
@@ -160,7 +177,14 @@ impl TestAppBuilder {
         let (own, url, store) = match self.database {
             Database::Own => {
                 let own = TestDatabase::new();
-                let store = own.prepare(&self.pool).await;
+                let store = match &self.via {
+                    None => own.prepare(&self.pool).await,
+                    Some((via, pooler)) => {
+                        own.prepare(&PoolSettings::default()).await.close().await;
+                        let pool = PoolSettings { pooler: *pooler, ..self.pool.clone() };
+                        Store::connect_lazy(&with_database(via, own.name()), &pool).expect("a valid URL")
+                    }
+                };
                 let url = own.url.clone();
                 (Some(own), url, store)
             }
@@ -229,6 +253,7 @@ impl TestApp {
             settings: ServerSettings::default(),
             pool: PoolSettings::default(),
             database: Database::Own,
+            via: None,
         }
     }
 

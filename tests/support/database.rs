@@ -52,6 +52,10 @@ impl TestDatabase {
         Self { url: with_database(&server, &name), admin_url: with_database(&server, "postgres"), name }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Creates the database and applies the migrations, as `serve` does.
     pub async fn prepare(&self, pool: &PoolSettings) -> Store {
         prepare_database(&self.url, pool).await.expect("test database prepared")

@@ -8,7 +8,9 @@
 //! - [`requests`]: request builders; [`assertions`]: the contract's error
 //!   details.
 //! - [`database`], [`pg_cluster`]: a database of the test's own, or a private
-//!   cluster for tests that stop or restart PostgreSQL.
+//!   cluster for tests that stop or restart PostgreSQL; [`pgbouncer`]: a
+//!   private transaction pooler in front of it; [`fault_proxy`]: a TCP proxy
+//!   that breaks the network between the server and its database.
 //! - [`locks`]: rows held by the test and calls seen waiting on them;
 //!   [`rows`]: rows written and counted behind the service's back.
 //! - [`feed`]: the change feed as consumers read it (List pages, Watch
@@ -28,6 +30,7 @@ pub mod assertions;
 pub mod binary;
 pub mod client;
 pub mod database;
+pub mod fault_proxy;
 pub mod feed;
 pub mod health;
 pub mod http2;
@@ -36,6 +39,7 @@ pub mod metrics;
 pub mod nats;
 pub mod net;
 pub mod pg_cluster;
+pub mod pgbouncer;
 pub mod requests;
 pub mod rows;
 pub mod server;

@@ -25,6 +25,8 @@ pub struct PgCluster {
     /// Set when running as root: the cluster runs as this system user,
     /// since PostgreSQL refuses to run as root.
     run_as: Option<String>,
+    /// Set by [`PgCluster::kill`]: there is no server left to stop.
+    killed: std::sync::atomic::AtomicBool,
 }
 
 /// The newest PostgreSQL server binaries installed on this machine.
@@ -55,19 +57,65 @@ impl PgCluster {
     /// Initialises and starts a new cluster (trust authentication, user
     /// `postgres`, listening on 127.0.0.1 only).
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("draft-publisher-pg-").tempdir().unwrap();
-        let run_as = is_root().then(|| "postgres".to_owned());
-        if let Some(user) = &run_as {
-            let status = Command::new("chown").arg(format!("{user}:")).arg(dir.path()).status().unwrap();
-            assert!(status.success(), "chown of the cluster folder to {user}");
-        }
-        let cluster = Self { dir, bin: bin_dir(), port: free_port(), run_as };
+        let cluster = Self::new();
         cluster.pg(
             "initdb",
             &["-D", &cluster.data(), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
         );
         cluster.start_again();
         cluster
+    }
+
+    /// A cluster not initialised yet: its folder, binaries and port.
+    fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("draft-publisher-pg-").tempdir().unwrap();
+        let run_as = is_root().then(|| "postgres".to_owned());
+        if let Some(user) = &run_as {
+            let status = Command::new("chown").arg(format!("{user}:")).arg(dir.path()).status().unwrap();
+            assert!(status.success(), "chown of the cluster folder to {user}");
+        }
+        Self { dir, bin: bin_dir(), port: free_port(), run_as, killed: Default::default() }
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R`: a copy of its
+    /// data, then its WAL as it is written), started on a port of its own.
+    pub fn start_standby_of(primary: &PgCluster) -> Self {
+        let standby = Self::new();
+        let port = primary.port.to_string();
+        let data = standby.data();
+        // A fast checkpoint: the default spreads it over minutes.
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            &data,
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ];
+        standby.pg("pg_basebackup", &args);
+        standby.start_again();
+        standby
+    }
+
+    /// Turns a standby into a primary, waiting until it accepts writes.
+    pub fn promote(&self) {
+        self.pg("pg_ctl", &["-D", &self.data(), "-w", "-t", "60", "promote"]);
+    }
+
+    /// SIGKILL to the postmaster, as a crashed machine would stop it.
+    pub fn kill(&self) {
+        let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).unwrap();
+        let pid = pid_file.lines().next().unwrap().trim();
+        let status = Command::new("kill").args(["-KILL", pid]).status().unwrap();
+        assert!(status.success(), "kill -KILL {pid}");
+        self.killed.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn data(&self) -> String {
@@ -135,6 +183,9 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        if *self.killed.get_mut() {
+            return;
+        }
         let data = self.data();
         let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.pg("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
