@@ -69,27 +69,8 @@ async fn a_client_provoking_stream_resets_is_disconnected() {
     let victim = Victim::start(&app).await;
     let headers = raw::grpc_headers(&app.addr.to_string(), GET_DRAFT);
 
-    let (mut reader, mut writer) = raw_connection(app.addr).await;
-    let frames = tokio::spawn(async move {
-        let mut frames = Vec::new();
-        while let Some(frame) = raw::read_frame(&mut reader).await {
-            frames.push(frame);
-        }
-        frames
-    });
-    let mut sent = 0;
-    for stream in (1..20_000u32).step_by(2) {
-        let mut attack = raw::frame(raw::HEADERS, raw::END_HEADERS, stream, &headers);
-        attack.extend(raw::overflowing_window_update(stream));
-        if writer.write_all(&attack).await.is_err() {
-            break;
-        }
-        sent += 1;
-    }
-    let frames = tokio::time::timeout(Duration::from_secs(5), frames)
-        .await
-        .expect("the server closed the connection")
-        .unwrap();
+    let (frames, sent) =
+        open_streams_until_closed(app.addr, &headers, 10_000, raw::overflowing_window_update).await;
     let report = victim.stop().await;
 
     report.assert_served();
@@ -108,27 +89,10 @@ async fn a_client_resetting_streams_as_fast_as_it_opens_them_is_disconnected() {
     let victim = Victim::start(&app).await;
     let headers = raw::grpc_headers(&app.addr.to_string(), GET_DRAFT);
 
-    let (mut reader, mut writer) = raw_connection(app.addr).await;
-    let frames = tokio::spawn(async move {
-        let mut frames = Vec::new();
-        while let Some(frame) = raw::read_frame(&mut reader).await {
-            frames.push(frame);
-        }
-        frames
-    });
-    let mut sent = 0;
-    for stream in (1..200_000u32).step_by(2) {
-        let mut attack = raw::frame(raw::HEADERS, raw::END_HEADERS, stream, &headers);
-        attack.extend(raw::frame(raw::RST_STREAM, 0, stream, &raw::CANCEL.to_be_bytes()));
-        if writer.write_all(&attack).await.is_err() {
-            break;
-        }
-        sent += 1;
-    }
-    let frames = tokio::time::timeout(Duration::from_secs(5), frames)
-        .await
-        .expect("the server closed the connection")
-        .unwrap();
+    let (frames, sent) = open_streams_until_closed(app.addr, &headers, 100_000, |stream| {
+        raw::frame(raw::RST_STREAM, 0, stream, &raw::CANCEL.to_be_bytes())
+    })
+    .await;
     let report = victim.stop().await;
 
     report.assert_served();
@@ -178,6 +142,40 @@ async fn a_call_whose_stream_the_client_breaks_is_counted_apart() {
 }
 
 /// A connection that has done the HTTP/2 handshake, split.
+/// Opens up to `streams` streams on a raw connection, each HEADERS followed
+/// by `then(stream)`, until the server stops reading; returns the frames the
+/// server sent until it closed the connection (within 5 s) and the streams
+/// sent.
+async fn open_streams_until_closed(
+    addr: std::net::SocketAddr,
+    headers: &[u8],
+    streams: u32,
+    then: impl Fn(u32) -> Vec<u8>,
+) -> (Vec<raw::Frame>, u32) {
+    let (mut reader, mut writer) = raw_connection(addr).await;
+    let frames = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(frame) = raw::read_frame(&mut reader).await {
+            frames.push(frame);
+        }
+        frames
+    });
+    let mut sent = 0;
+    for stream in (1..streams * 2).step_by(2) {
+        let mut attack = raw::frame(raw::HEADERS, raw::END_HEADERS, stream, headers);
+        attack.extend(then(stream));
+        if writer.write_all(&attack).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let frames = tokio::time::timeout(Duration::from_secs(5), frames)
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    (frames, sent)
+}
+
 async fn raw_connection(addr: std::net::SocketAddr) -> (OwnedReadHalf, OwnedWriteHalf) {
     let (reader, mut writer) = TcpStream::connect(addr).await.unwrap().into_split();
     writer.write_all(&raw::handshake()).await.unwrap();

@@ -37,6 +37,19 @@ impl Captured {
     }
 
     /// The span of each `call finished` line.
+    /// JSON logs at INFO captured from this thread until the guard drops.
+    fn json_logs() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter("info")
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
     fn finished_calls(&self) -> Vec<Value> {
         self.text()
             .lines()
@@ -49,15 +62,7 @@ impl Captured {
 
 #[tokio::test]
 async fn each_call_logs_one_json_span_with_caller_ids_outcome_code_and_latency_but_no_token() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_env_filter("info")
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (logs, _default) = Captured::json_logs();
     let org = new_id();
     let app = TestApp::builder().token_file(&format!("{TOKEN} name=billing org={org}\n")).spawn().await;
     let authorized = app.client_with_authorization(&format!("Bearer {TOKEN}"));
@@ -106,15 +111,7 @@ fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
 
 #[tokio::test]
 async fn a_call_past_its_client_deadline_is_logged_deadline_exceeded() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_env_filter("info")
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (logs, _default) = Captured::json_logs();
     let app = TestApp::spawn().await;
     let draft = app.complete_draft(&new_id()).await;
     let holder = app.hold_draft(&draft.id).await;
