@@ -2,7 +2,7 @@
 # grpcurl against a real server, with no proto files (server reflection):
 # `list`, `describe` of the service and of every message and enum, and one
 # JSON call of every RPC, PublishDraft twice. The commands are those of
-# README.md and docs/consuming.md: each fenced block marked
+# README.md, docs/consuming.md and docs/clients.md: each fenced block marked
 # ```sh title="grpcurl: NAME"``` is read from them and run with SERVER set to
 # the test server instead of localhost:50051, so the prose around the blocks
 # can change without breaking this suite.
@@ -42,7 +42,7 @@ fail() {
 }
 
 # The documents whose marked blocks are run.
-documents=(README.md docs/consuming.md)
+documents=(README.md docs/consuming.md docs/clients.md)
 
 # The names of the documents' marked blocks, and the body of one of them.
 marked_blocks() {
