@@ -87,7 +87,6 @@ if [ "$purpose" = test ]; then
     need python3-venv "the Python client tests and the pinned grpcurl" python3 -c "import ensurepip, venv"
     need nodejs "the Node client tests and the pinned buf" has node
     need npm "installs the Node client's and buf's pinned packages" has npm
-    need curl "the shell suites' gRPC health check" has curl
     need nats-server "NATS with JetStream for the relay's client tests (scripts/nats.sh)" has_nats_server
     need pgbouncer "the tests run the service through a transaction pooler" has_pgbouncer
 fi

@@ -49,6 +49,25 @@ pub enum Command {
     /// database and print every violation; exits 0 when clean, 2 when
     /// violations were found, 1 when it could not run.
     Audit(AuditArgs),
+    /// Ask a running server's gRPC health service whether it is SERVING;
+    /// exits 0 when it is, 1 otherwise (for probes, scripts and containers).
+    /// Needs no database.
+    HealthCheck(HealthCheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthCheckArgs {
+    /// The server's gRPC address (plaintext).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: String,
+
+    /// The service to ask about; empty: the server as a whole.
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// How long to wait for the answer, connecting included.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -64,6 +83,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DRAFT_PUBLISHER_LISTEN_ADDR", default_value_t = defaults::LISTEN_ADDR)]
     pub listen_addr: SocketAddr,
+
+    /// Write the address gRPC listens on (`host:port`, useful with port 0)
+    /// to this file once it is bound.
+    #[arg(long, env = "DRAFT_PUBLISHER_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
 
     /// Do not create the database or apply migrations at start-up.
     #[arg(long, env = "DRAFT_PUBLISHER_SKIP_MIGRATIONS")]

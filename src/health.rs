@@ -4,11 +4,16 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use tokio::sync::watch;
 use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{api::DraftPublisherApi, proto::v1::draft_publisher_server::DraftPublisherServer, store::Store};
+use crate::{
+    api::DraftPublisherApi, config::HealthCheckArgs, proto::v1::draft_publisher_server::DraftPublisherServer,
+    store::Store,
+};
 
 /// The names the contract reports under: the whole server (""), and the
 /// service as the generated code names it.
@@ -62,4 +67,28 @@ pub async fn probe_database(
         reporter.clear_service_status(name).await;
         reporter.set_service_status(name, ServingStatus::NotServing).await;
     }
+}
+
+/// `draft-publisher health-check`: asks the server at `args.addr` and
+/// succeeds only when the answer is SERVING.
+pub async fn check(args: &HealthCheckArgs) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let ask = async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", args.addr))?.connect().await?;
+        let request = HealthCheckRequest { service: args.service.clone() };
+        let answer = HealthClient::new(channel).check(request).await?.into_inner();
+        anyhow::Ok(answer.status())
+    };
+    let status = tokio::time::timeout(args.timeout, ask)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {} within {:?}", args.addr, args.timeout))?
+        .with_context(|| format!("asking {} for its health", args.addr))?;
+    println!("{}", status.as_str_name());
+    anyhow::ensure!(
+        status == tonic_health::pb::health_check_response::ServingStatus::Serving,
+        "{} is not serving",
+        args.addr
+    );
+    Ok(())
 }

@@ -90,16 +90,17 @@ pub async fn prepare_database(database_url: &str, settings: &PoolSettings) -> an
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let database_url = cli
         .database_url
-        .context("DATABASE_URL is required (flag --database-url or environment DATABASE_URL)")?;
+        .context("DATABASE_URL is required (flag --database-url or environment DATABASE_URL)");
     match cli.command {
+        Command::HealthCheck(args) => health::check(&args).await,
         Command::Migrate => {
-            let store = prepare_database(&database_url, &PoolSettings::default()).await?;
+            let store = prepare_database(&database_url?, &PoolSettings::default()).await?;
             store.close().await;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Serve(args) => serve(&database_url, args).await,
-        Command::Audit(args) => audit::run(&database_url, args.unsent_after).await,
+        Command::Serve(args) => serve(&database_url?, args).await,
+        Command::Audit(args) => audit::run(&database_url?, args.unsent_after).await,
     }
 }
 
@@ -126,6 +127,10 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         prepare_database(database_url, &pool_settings).await?
     };
     let grpc = bind(args.listen_addr).await?;
+    if let Some(file) = &args.addr_file {
+        let addr = grpc.local_addr().context("reading the listen address")?;
+        std::fs::write(file, format!("{addr}\n")).with_context(|| format!("writing {}", file.display()))?;
+    }
     let metrics = match args.metrics_addr {
         Some(addr) => Some(bind(addr).await?),
         None => None,

@@ -25,11 +25,13 @@
 # DATABASE_URL defaults to what scripts/postgres.sh finds (as scripts/test.sh
 # does), so a suite that sources this file can also be run on its own.
 # TEST_SERVER_START_TIMEOUT (seconds, default 60) bounds the wait for SERVING.
-# Needs cargo, psql and curl with HTTP/2 (for the health check);
+# Needs cargo and psql (health is asked with `draft-publisher health-check`);
 # scripts/provision.sh installs them.
 
 TEST_SERVER_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)"
 TEST_SERVER_PID=""
+TEST_SERVER_BIN=""
+_TEST_SERVER_ADDR_FILE=""
 TEST_SERVER_ADMIN_URL=""
 TEST_SERVER_DATABASE=""
 _TEST_SERVER_LOG_SHOWN=0
@@ -67,16 +69,9 @@ _test_server_show_log() {
     fi
 }
 
-# One grpc.health.v1.Health/Check for service "" over HTTP/2 cleartext:
-# the request is an empty HealthCheckRequest (5-byte gRPC frame header, no
-# payload); SERVING is the answer frame 00 00 00 00 02 08 01 (field 1 = 1).
+# The server's own health check: exits 0 only when it answers SERVING.
 _test_server_is_serving() {
-    local answer
-    answer="$(printf '\0\0\0\0\0' | curl -sS --max-time 2 --http2-prior-knowledge \
-        -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @- \
-        "http://$TEST_SERVER_ADDR/grpc.health.v1.Health/Check" 2>/dev/null | od -An -tx1 | tr -d ' \n')" ||
-        return 1
-    [ "$answer" = 00000000020801 ]
+    "$TEST_SERVER_BIN" health-check --addr "$TEST_SERVER_ADDR" --timeout 2s >/dev/null 2>&1
 }
 
 start_test_server() {
@@ -93,10 +88,6 @@ start_test_server() {
     # shellcheck source=scripts/cargo.sh
     . "$TEST_SERVER_ROOT/scripts/cargo.sh"
     ensure_cargo || return 1
-    command -v curl >/dev/null 2>&1 || {
-        _test_server_log "curl (with HTTP/2) is needed for the health check; scripts/provision.sh installs it"
-        return 1
-    }
     command -v psql >/dev/null 2>&1 || {
         _test_server_log "psql is needed to drop the test database"
         return 1
@@ -104,28 +95,31 @@ start_test_server() {
 
     _test_server_log "cargo build --bin draft-publisher"
     (cd "$TEST_SERVER_ROOT" && cargo build --quiet --bin draft-publisher) || return 1
-    local binary="${CARGO_TARGET_DIR:-$TEST_SERVER_ROOT/target}/debug/draft-publisher"
+    TEST_SERVER_BIN="${CARGO_TARGET_DIR:-$TEST_SERVER_ROOT/target}/debug/draft-publisher"
 
     TEST_SERVER_DATABASE="draft_publisher_shell_$(date +%s)_$$_${RANDOM}"
     TEST_SERVER_DATABASE_URL="$(_test_server_with_database "$DATABASE_URL" "$TEST_SERVER_DATABASE")" || return 1
     TEST_SERVER_ADMIN_URL="$(_test_server_with_database "$DATABASE_URL" postgres)" || return 1
     TEST_SERVER_LOG="$(mktemp "${TMPDIR:-/tmp}/draft-publisher-test-server.XXXXXX")" || return 1
+    _TEST_SERVER_ADDR_FILE="$TEST_SERVER_LOG.addr"
     export TEST_SERVER_DATABASE_URL TEST_SERVER_LOG
 
     trap _test_server_on_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
-    # Port 0: the kernel picks a free port, read back from the log line.
-    RUST_LOG=info "$binary" --database-url "$TEST_SERVER_DATABASE_URL" --log-format json \
-        serve --listen-addr 127.0.0.1:0 "$@" </dev/null >>"$TEST_SERVER_LOG" 2>&1 &
+    # Port 0: the kernel picks a free port, which the server writes to a file.
+    RUST_LOG=info "$TEST_SERVER_BIN" --database-url "$TEST_SERVER_DATABASE_URL" --log-format json \
+        serve --listen-addr 127.0.0.1:0 --addr-file "$_TEST_SERVER_ADDR_FILE" "$@" \
+        </dev/null >>"$TEST_SERVER_LOG" 2>&1 &
     TEST_SERVER_PID=$!
 
     deadline=$((SECONDS + ${TEST_SERVER_START_TIMEOUT:-60}))
     TEST_SERVER_ADDR=""
     while [ -z "$TEST_SERVER_ADDR" ]; do
-        TEST_SERVER_ADDR="$(sed -n 's/.*"message":"serving gRPC","local_addr":"\([0-9.:]*\)".*/\1/p' \
-            "$TEST_SERVER_LOG" | head -n 1)"
+        if [ -s "$_TEST_SERVER_ADDR_FILE" ]; then
+            TEST_SERVER_ADDR="$(head -n 1 "$_TEST_SERVER_ADDR_FILE")"
+        fi
         if ! kill -0 "$TEST_SERVER_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
             _test_server_log "the server did not start listening"
             return 1
@@ -189,5 +183,6 @@ _test_server_on_exit() {
     if [ "$status" -eq 0 ] && [ -n "${TEST_SERVER_LOG:-}" ]; then
         rm -f "$TEST_SERVER_LOG"
     fi
+    rm -f "${_TEST_SERVER_ADDR_FILE:-}"
     exit "$status"
 }

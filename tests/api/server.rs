@@ -136,3 +136,28 @@ async fn open_health_watches_end_at_shutdown_instead_of_holding_it_for_the_grace
     assert_turned_not_serving_for_good(&after_shutdown);
     app.stopped().await.expect("serve returns Ok long before the grace period");
 }
+
+/// `draft-publisher health-check`, as probes and scripts run it: exit 0 and
+/// SERVING from a serving server, non-zero from one whose database is gone
+/// and from an address nothing listens on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_command_exits_zero_only_for_a_serving_server() {
+    let serving = TestApp::spawn().await;
+    until_health(serving.addr, ServingStatus::Serving, START_UP).await;
+    let down = TestApp::builder().unreachable_database().spawn().await;
+    let check = |addr: String| {
+        tokio::task::spawn_blocking(move || {
+            binary::command("").args(["health-check", "--addr", &addr]).output().expect("health-check runs")
+        })
+    };
+
+    let ok = check(serving.addr.to_string()).await.unwrap();
+    let not_serving = check(down.addr.to_string()).await.unwrap();
+    let nobody = check(format!("127.0.0.1:{}", free_port())).await.unwrap();
+
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "SERVING");
+    assert_eq!(not_serving.status.code(), Some(1), "{not_serving:?}");
+    assert_eq!(String::from_utf8_lossy(&not_serving.stdout).trim(), "NOT_SERVING");
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+}
