@@ -66,7 +66,9 @@ fn changes(rows: Vec<ChangeRow>) -> Result<Vec<EventChange>, Error> {
 
 /// Every change joined with its event, `ev_`-prefixed as `rows` expects.
 static CHANGES_WITH_EVENTS: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT c.kind, c.position, {EVENT_COLUMNS} FROM event_changes c JOIN events e ON e.id = c.event_id")
+    format!(
+        "SELECT c.kind, c.position, {EVENT_COLUMNS} FROM event_changes c JOIN events e ON e.id = c.event_id"
+    )
 });
 
 impl Store {
