@@ -1,0 +1,295 @@
+//! BENCHMARKS.md's tables from the JSON lines of one `scripts/bench.sh` run:
+//! every figure is the median over the run's rounds with its range
+//! (min–max), every ratio the median of the per-round ratios (a round runs
+//! the service and its baseline back to back, so their ratio is fairer than
+//! a ratio of medians taken minutes apart).
+
+use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The JSON lines (`target/bench/results.jsonl`).
+    results: PathBuf,
+}
+
+/// (kind of record, its name, label, concurrency)
+type Key = (&'static str, String, String, u64);
+
+struct Results {
+    /// Every run by key, then by round.
+    runs: BTreeMap<Key, BTreeMap<u64, Value>>,
+    levels: Vec<u64>,
+    other: Vec<Value>,
+}
+
+const KINDS: [&str; 2] = ["scenario", "pgbench"];
+
+impl Results {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut runs: BTreeMap<Key, BTreeMap<u64, Value>> = BTreeMap::new();
+        let mut levels = Vec::new();
+        let mut other = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let value: Value = serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+            let Some(kind) = KINDS.iter().copied().find(|k| value.get(k).is_some()) else {
+                other.push(value);
+                continue;
+            };
+            let name = value[kind].as_str().unwrap_or_default().to_owned();
+            let label = value["label"].as_str().unwrap_or("service").to_owned();
+            let concurrency = value["concurrency"].as_u64().unwrap_or_default();
+            let round = value["round"].as_u64().unwrap_or(1);
+            if kind == "scenario"
+                && label == "service"
+                && name != "contended"
+                && !levels.contains(&concurrency)
+            {
+                levels.push(concurrency);
+            }
+            runs.entry((kind, name, label, concurrency)).or_default().insert(round, value);
+        }
+        Ok(Self { runs, levels, other })
+    }
+
+    fn rounds(
+        &self,
+        kind: &'static str,
+        name: &str,
+        label: &str,
+        level: u64,
+    ) -> Option<&BTreeMap<u64, Value>> {
+        self.runs.get(&(kind, name.to_owned(), label.to_owned(), level))
+    }
+
+    /// Median (min–max) of a field over the rounds.
+    fn figure(&self, kind: &'static str, name: &str, label: &str, level: u64, field: &str) -> Option<Spread> {
+        let rounds = self.rounds(kind, name, label, level)?;
+        Spread::of(rounds.values().filter_map(|v| v[field].as_f64()).collect())
+    }
+
+    /// Median (min–max) of the per-round ratios of a's and b's throughput.
+    fn ratio(
+        &self,
+        a: (&'static str, &str, &str),
+        b: (&'static str, &str, &str),
+        level: u64,
+    ) -> Option<Spread> {
+        let (a, b) = (self.rounds(a.0, a.1, a.2, level)?, self.rounds(b.0, b.1, b.2, level)?);
+        let rate = |v: &Value| v["requests_per_s"].as_f64();
+        Spread::of(
+            a.iter()
+                .filter_map(|(round, x)| Some(rate(x)? / rate(b.get(round)?)?))
+                .filter(|r| r.is_finite())
+                .collect(),
+        )
+    }
+
+    /// Calls that failed in any round, by code.
+    fn errors(&self, name: &str, label: &str, level: u64) -> String {
+        let mut total: BTreeMap<String, u64> = BTreeMap::new();
+        for run in self.rounds("scenario", name, label, level).into_iter().flat_map(|r| r.values()) {
+            for (code, n) in run["errors"].as_object().into_iter().flatten() {
+                *total.entry(code.clone()).or_default() += n.as_u64().unwrap_or_default();
+            }
+            if run["exhausted"].as_bool() == Some(true) {
+                *total.entry("short run (drafts ran out)".to_owned()).or_default() += 1;
+            }
+        }
+        let parts: Vec<String> = total.iter().map(|(code, n)| format!("{code} {n}")).collect();
+        if parts.is_empty() { "-".to_owned() } else { format!("{name}: {}", parts.join(", ")) }
+    }
+}
+
+/// A median and the range it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    pub fn of(mut values: Vec<f64>) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
+        Some(Self { median, min: values[0], max: values[n - 1], n })
+    }
+
+    fn show(spread: Option<Self>, decimals: usize) -> String {
+        match spread {
+            None => "-".to_owned(),
+            Some(s) if s.n == 1 => format!("{:.decimals$}", s.median),
+            Some(s) => format!("{:.decimals$} ({:.decimals$}–{:.decimals$})", s.median, s.min, s.max),
+        }
+    }
+}
+
+pub fn tables(args: &Args) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(&args.results).context("reading the results")?;
+    let results = Results::parse(&text)?;
+    let mut out = String::new();
+    service_vs_pgbench(&results, &mut out)?;
+    service_vs_floor(&results, &mut out)?;
+    contended(&results, &mut out)?;
+    pgbench_latencies(&results, &mut out)?;
+    for extra in &results.other {
+        writeln!(out, "{extra}")?;
+    }
+    Ok(out)
+}
+
+fn service_vs_pgbench(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    let rounds = r.runs.values().map(|v| v.len()).max().unwrap_or_default();
+    writeln!(
+        out,
+        "Service vs pgbench (median of {rounds} rounds, range in brackets; ratio = median of per-round ratios)"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| conc | fresh req/s | p99 ms | (a) naive tps | fresh / (a) | (b) one statement tps | fresh / (b) | repeat req/s | p99 ms | (c) fast path tps | repeat / (c) | mixed req/s | p99 ms | errors | peak RSS MiB |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")?;
+    let svc = |name| ("scenario", name, "service");
+    let pg = |name| ("pgbench", name, "pgbench");
+    for &c in &r.levels {
+        let f = |kind, name, label, field, d| Spread::show(r.figure(kind, name, label, c, field), d);
+        let errors: Vec<String> = ["fresh", "repeat", "mixed"]
+            .iter()
+            .map(|s| r.errors(s, "service", c))
+            .filter(|e| e != "-")
+            .collect();
+        writeln!(
+            out,
+            "| {c} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f("scenario", "fresh", "service", "requests_per_s", 0),
+            f("scenario", "fresh", "service", "p99_ms", 1),
+            f("pgbench", "naive", "pgbench", "requests_per_s", 0),
+            Spread::show(r.ratio(svc("fresh"), pg("naive"), c), 2),
+            f("pgbench", "single", "pgbench", "requests_per_s", 0),
+            Spread::show(r.ratio(svc("fresh"), pg("single"), c), 2),
+            f("scenario", "repeat", "service", "requests_per_s", 0),
+            f("scenario", "repeat", "service", "p99_ms", 1),
+            f("pgbench", "fastpath", "pgbench", "requests_per_s", 0),
+            Spread::show(r.ratio(svc("repeat"), pg("fastpath"), c), 2),
+            f("scenario", "mixed", "service", "requests_per_s", 0),
+            f("scenario", "mixed", "service", "p99_ms", 1),
+            if errors.is_empty() { "-".to_owned() } else { errors.join("; ") },
+            peak_rss(r, c),
+        )?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The highest peak RSS the service reached in any round at this level.
+fn peak_rss(r: &Results, level: u64) -> String {
+    let peak = ["fresh", "repeat", "mixed"]
+        .iter()
+        .filter_map(|s| r.rounds("scenario", s, "service", level))
+        .flat_map(|rounds| rounds.values())
+        .filter_map(|v| v["server_peak_rss_mib"].as_f64())
+        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))));
+    peak.map_or("-".to_owned(), |p| format!("{p:.1}"))
+}
+
+fn service_vs_floor(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    if !r.runs.keys().any(|(_, _, label, _)| label == "floor") {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Service vs the gRPC floor (the same service answering from memory, same load generator, same cores)"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| conc | floor fresh req/s | fresh / floor | floor repeat req/s | floor repeat p99 ms | repeat / floor | floor mixed req/s | mixed / floor |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for &c in &r.levels {
+        let floor = |name, field, d| Spread::show(r.figure("scenario", name, "floor", c, field), d);
+        let ratio =
+            |name| Spread::show(r.ratio(("scenario", name, "service"), ("scenario", name, "floor"), c), 2);
+        writeln!(
+            out,
+            "| {c} | {} | {} | {} | {} | {} | {} | {} |",
+            floor("fresh", "requests_per_s", 0),
+            ratio("fresh"),
+            floor("repeat", "requests_per_s", 0),
+            floor("repeat", "p99_ms", 1),
+            ratio("repeat"),
+            floor("mixed", "requests_per_s", 0),
+            ratio("mixed"),
+        )?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn contended(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    let runs: Vec<(&Key, &BTreeMap<u64, Value>)> = r
+        .runs
+        .iter()
+        .filter(|((kind, name, label, _), _)| {
+            *kind == "scenario" && name == "contended" && label == "service"
+        })
+        .collect();
+    for ((_, _, _, callers), rounds) in runs {
+        let figure = |field, d| {
+            Spread::show(Spread::of(rounds.values().filter_map(|v| v[field].as_f64()).collect()), d)
+        };
+        writeln!(
+            out,
+            "| contended | callers | rounds | calls per round | req/s | p50 ms | p99 ms | max ms | errors |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|")?;
+        writeln!(
+            out,
+            "| one draft per round of calls | {callers} | {} | {} | {} | {} | {} | {} | {} |",
+            rounds.len(),
+            figure("calls", 0),
+            figure("requests_per_s", 0),
+            figure("p50_ms", 1),
+            figure("p99_ms", 1),
+            figure("max_ms", 1),
+            r.errors("contended", "service", *callers),
+        )?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn pgbench_latencies(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "pgbench latencies (ms, medians over rounds of p50 / p99; failed transactions in all rounds):"
+    )?;
+    for &c in &r.levels {
+        let mut line = format!("  c={c}");
+        for script in ["naive", "single", "fastpath"] {
+            let Some(rounds) = r.rounds("pgbench", script, "pgbench", c) else { continue };
+            let median = |field| {
+                Spread::of(rounds.values().filter_map(|v| v[field].as_f64()).collect()).map(|s| s.median)
+            };
+            let failed: f64 = rounds.values().filter_map(|v| v["failed"].as_f64()).sum();
+            let clients = rounds.values().next().and_then(|v| v["clients"].as_u64()).unwrap_or_default();
+            write!(
+                line,
+                "  {script} ({clients} clients) {:.3} / {:.3} (failed {failed})",
+                median("p50_ms").unwrap_or(f64::NAN),
+                median("p99_ms").unwrap_or(f64::NAN)
+            )?;
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
