@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark PublishDraft against PostgreSQL's own ceiling: the service (release
-# build) driven by examples/loadgen, side by side with pgbench running the same
-# SQL directly (scripts/bench/*.sql), on the same PostgreSQL. Every run is
+# Benchmark PublishDraft against PostgreSQL's own ceiling and against the gRPC
+# floor: the service (release build) driven by examples/loadgen, side by side
+# with the same service answering from memory (examples/floor.rs, driven by
+# the same load generator) and with pgbench running the same SQL directly
+# (scripts/bench/*.sql), on the same PostgreSQL. Every run is
 # time-boxed (a warm-up, then BENCH_DURATION measured); each round runs the
 # service and then its baselines back to back, and the tables report the
 # median of the rounds with their range. The logic (summaries, medians,
@@ -15,7 +17,7 @@
 #
 # Knobs: BENCH_WARMUP (default 2s), BENCH_DURATION (default 10s),
 # BENCH_ROUNDS (default 3), BENCH_LEVELS (default "1 8 32 128"), BENCH_PORT
-# (default 50151), BENCH_SERVER_ARGS (extra `serve` flags), BENCH_SERVER_BIN
+# (default 50151), BENCH_FLOOR_PORT (default 50152), BENCH_SERVER_ARGS (extra `serve` flags), BENCH_SERVER_BIN
 # (another server binary, e.g. an older build to compare with),
 # BENCH_PGBENCH_MAX_CLIENTS (default 64: pgbench at higher levels runs with
 # that many), BENCH_RATE_CAP (default 4000: the most calls or transactions
@@ -50,6 +52,7 @@ for tool in pgbench psql; do
 done
 
 port="${BENCH_PORT:-50151}"
+floor_port="${BENCH_FLOOR_PORT:-50152}"
 warmup="${BENCH_WARMUP:-2s}"
 duration="${BENCH_DURATION:-10s}"
 rounds="${BENCH_ROUNDS:-3}"
@@ -82,10 +85,11 @@ warmup_s="$(seconds "$warmup")" duration_s="$(seconds "$duration")"
 budget=$((rate_cap * (warmup_s + duration_s)))
 unbounded=1000000000
 
-echo "==> cargo build --release (server and loadgen)" >&2
-cargo build --release --quiet --bin draft-publisher --example loadgen
+echo "==> cargo build --release (server, floor and loadgen)" >&2
+cargo build --release --quiet --bin draft-publisher --example loadgen --example floor
 server_bin="${BENCH_SERVER_BIN:-target/release/draft-publisher}"
 loadgen_bin=target/release/examples/loadgen
+floor_bin=target/release/examples/floor
 
 # $1 with its database name replaced by $2.
 with_database() {
@@ -130,6 +134,11 @@ start_server() { # extra serve flags...
     server_pid=$!
     wait_listening "$port"
 }
+start_floor() {
+    "$floor_bin" --listen-addr "127.0.0.1:$floor_port" 2>>"$out/floor.log" &
+    server_pid=$!
+    wait_listening "$floor_port"
+}
 stop_server() {
     kill -TERM "$server_pid"
     wait "$server_pid" || true
@@ -138,7 +147,9 @@ stop_server() {
 trap '[ -z "$server_pid" ] || kill -TERM "$server_pid" 2>/dev/null || true' EXIT
 
 loadgen() { # label round scenario concurrency requests
-    "$loadgen_bin" --addr "http://127.0.0.1:$port" --json --label "$1" --round "$2" --scenario "$3" \
+    local at="$port"
+    [ "$1" != floor ] || at="$floor_port"
+    "$loadgen_bin" --addr "http://127.0.0.1:$at" --json --label "$1" --round "$2" --scenario "$3" \
         --concurrency "$4" --requests "$5" --warmup "$warmup" --duration "$duration" \
         --server-pid "$server_pid" >>"$out/results.jsonl"
 }
@@ -178,11 +189,16 @@ pgbench_run() {
 # --- the runs --------------------------------------------------------------------
 for round in $(seq 1 "$rounds"); do
     for c in "${levels[@]}"; do
-        echo "==> round $round/$rounds, concurrency $c: service, then pgbench" >&2
+        echo "==> round $round/$rounds, concurrency $c: service, floor, then pgbench" >&2
         start_server
         loadgen service "$round" fresh "$c" "$budget"
         loadgen service "$round" repeat "$c" "$unbounded"
         loadgen service "$round" mixed "$c" "$unbounded"
+        stop_server
+        start_floor
+        loadgen floor "$round" fresh "$c" "$budget"
+        loadgen floor "$round" repeat "$c" "$unbounded"
+        loadgen floor "$round" mixed "$c" "$unbounded"
         stop_server
         clients=$((c < pgbench_max_clients ? c : pgbench_max_clients))
         for script in naive single fastpath; do
