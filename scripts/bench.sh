@@ -10,10 +10,16 @@
 # ratios, tables) is in the load generator's subcommands; this script only
 # starts things in order. See BENCHMARKS.md.
 #
-#   scripts/bench.sh            # the full run, about 25 minutes on 2 cores
-#   scripts/bench.sh --json     # also every measurement as JSON lines
+#   scripts/bench.sh              # every part, about 25 minutes on 2 cores
+#   scripts/bench.sh throughput   # one part: throughput, instructions
+#   scripts/bench.sh --json ...   # also every measurement as JSON lines
 #   BENCH_WARMUP=0.5s BENCH_DURATION=2s BENCH_ROUNDS=1 BENCH_LEVELS=8 \
-#       scripts/bench.sh        # a smoke run of the tools, about a minute
+#       scripts/bench.sh          # a smoke run of the tools, a few minutes
+#
+# The instructions part runs the service and the floor under valgrind's
+# callgrind and counts server instructions per call (BENCH_CALLGRIND_CALLS,
+# default "500 2500": the two runs whose difference is taken); the counts do
+# not depend on the machine's load.
 #
 # Knobs: BENCH_WARMUP (default 2s), BENCH_DURATION (default 10s),
 # BENCH_ROUNDS (default 3), BENCH_LEVELS (default "1 8 32 128"), BENCH_PORT
@@ -29,14 +35,18 @@ set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 json=false
-case "${1:-}" in
-    "") ;;
-    --json) json=true ;;
-    *)
-        echo "usage: $0 [--json]" >&2
-        exit 2
-        ;;
-esac
+parts=()
+for arg in "$@"; do
+    case "$arg" in
+        --json) json=true ;;
+        throughput | instructions) parts+=("$arg") ;;
+        *)
+            echo "usage: $0 [--json] [throughput] [instructions]" >&2
+            exit 2
+            ;;
+    esac
+done
+[ "${#parts[@]}" -gt 0 ] || parts=(throughput instructions)
 
 # shellcheck source=scripts/postgres.sh
 . scripts/postgres.sh
@@ -44,9 +54,9 @@ esac
 . scripts/cargo.sh
 ensure_postgres
 ensure_cargo
-for tool in pgbench psql; do
+for tool in pgbench psql valgrind callgrind_control; do
     command -v "$tool" >/dev/null || {
-        echo "error: $tool not found (Debian: apt-get install postgresql-client)" >&2
+        echo "error: $tool not found (Debian: apt-get install postgresql-client valgrind)" >&2
         exit 1
     }
 done
@@ -57,6 +67,7 @@ warmup="${BENCH_WARMUP:-2s}"
 duration="${BENCH_DURATION:-10s}"
 rounds="${BENCH_ROUNDS:-3}"
 rate_cap="${BENCH_RATE_CAP:-4000}"
+read -r -a callgrind_calls <<<"${BENCH_CALLGRIND_CALLS:-500 2500}"
 read -r -a levels <<<"${BENCH_LEVELS:-1 8 32 128}"
 read -r -a server_args <<<"${BENCH_SERVER_ARGS:-}"
 contenders=64
@@ -116,6 +127,7 @@ next_draft="$fastpath_drafts"
 
 # --- servers -------------------------------------------------------------------
 server_pid=""
+under=()
 wait_listening() { # port
     local attempt
     for attempt in $(seq 1 600); do
@@ -128,14 +140,15 @@ wait_listening() { # port
     echo "error: nothing listens on 127.0.0.1:$1; see $out/server.log" >&2
     exit 1
 }
+# With `under` set (e.g. valgrind and its flags) the server runs under that tool.
 start_server() { # extra serve flags...
-    RUST_LOG="${RUST_LOG:-info}" "$server_bin" --database-url "$service_url" serve \
+    RUST_LOG="${RUST_LOG:-info}" ${under[@]+"${under[@]}"} "$server_bin" --database-url "$service_url" serve \
         --listen-addr "127.0.0.1:$port" ${server_args[@]+"${server_args[@]}"} "$@" 2>>"$out/server.log" &
     server_pid=$!
     wait_listening "$port"
 }
 start_floor() {
-    "$floor_bin" --listen-addr "127.0.0.1:$floor_port" 2>>"$out/floor.log" &
+    ${under[@]+"${under[@]}"} "$floor_bin" --listen-addr "127.0.0.1:$floor_port" 2>>"$out/floor.log" &
     server_pid=$!
     wait_listening "$floor_port"
 }
@@ -186,29 +199,67 @@ pgbench_run() {
         "$out"/pgbench_log.* >>"$out/results.jsonl"
 }
 
-# --- the runs --------------------------------------------------------------------
-for round in $(seq 1 "$rounds"); do
-    for c in "${levels[@]}"; do
-        echo "==> round $round/$rounds, concurrency $c: service, floor, then pgbench" >&2
-        start_server
-        loadgen service "$round" fresh "$c" "$budget"
-        loadgen service "$round" repeat "$c" "$unbounded"
-        loadgen service "$round" mixed "$c" "$unbounded"
-        stop_server
-        start_floor
-        loadgen floor "$round" fresh "$c" "$budget"
-        loadgen floor "$round" repeat "$c" "$unbounded"
-        loadgen floor "$round" mixed "$c" "$unbounded"
-        stop_server
-        clients=$((c < pgbench_max_clients ? c : pgbench_max_clients))
-        for script in naive single fastpath; do
-            pgbench_run "$script" "$c" "$clients" "$round"
+# --- the parts -------------------------------------------------------------------
+throughput() {
+    for round in $(seq 1 "$rounds"); do
+        for c in "${levels[@]}"; do
+            echo "==> round $round/$rounds, concurrency $c: service, floor, then pgbench" >&2
+            start_server
+            loadgen service "$round" fresh "$c" "$budget"
+            loadgen service "$round" repeat "$c" "$unbounded"
+            loadgen service "$round" mixed "$c" "$unbounded"
+            stop_server
+            start_floor
+            loadgen floor "$round" fresh "$c" "$budget"
+            loadgen floor "$round" repeat "$c" "$unbounded"
+            loadgen floor "$round" mixed "$c" "$unbounded"
+            stop_server
+            clients=$((c < pgbench_max_clients ? c : pgbench_max_clients))
+            for script in naive single fastpath; do
+                pgbench_run "$script" "$c" "$clients" "$round"
+            done
         done
+        echo "==> round $round/$rounds: contended, $contenders callers publish each draft together" >&2
+        start_server
+        loadgen service "$round" contended "$contenders" $((contenders * contended_drafts))
+        stop_server
     done
-    echo "==> round $round/$rounds: contended, $contenders callers publish each draft together" >&2
-    start_server
-    loadgen service "$round" contended "$contenders" $((contenders * contended_drafts))
-    stop_server
+}
+
+# Server instructions per call, under callgrind: for each scenario two runs of
+# one caller, counters zeroed before and dumped after each (callgrind_control),
+# so that start-up, migrations and the load generator's preparations cancel.
+instructions() {
+    local label scenario calls dumps dumped
+    for label in service floor; do
+        echo "==> instructions per call: $label under callgrind" >&2
+        rm -f "$out/callgrind.$label".*
+        under=(valgrind --tool=callgrind --dump-instr=no "--callgrind-out-file=$out/callgrind.$label.out")
+        if [ "$label" = service ]; then start_server; else start_floor; fi
+        under=()
+        dumped=0
+        for scenario in repeat fresh; do
+            dumps=()
+            for calls in "${callgrind_calls[@]}"; do
+                callgrind_control --zero "$server_pid" >/dev/null
+                "$loadgen_bin" --addr "http://127.0.0.1:$([ "$label" = floor ] && echo "$floor_port" || echo "$port")" \
+                    --json --scenario "$scenario" --concurrency 1 --requests "$calls" --warmup 0s \
+                    --duration 1h >>"$out/callgrind.runs.jsonl"
+                callgrind_control --dump "$server_pid" >/dev/null
+                # callgrind numbers its dumps 1, 2, ...
+                dumped=$((dumped + 1))
+                dumps+=("$out/callgrind.$label.out.$dumped")
+            done
+            "$loadgen_bin" callgrind --scenario "$scenario" --label "$label" \
+                --calls-a "${callgrind_calls[0]}" --dump-a "${dumps[0]}" \
+                --calls-b "${callgrind_calls[1]}" --dump-b "${dumps[1]}" >>"$out/results.jsonl"
+        done
+        stop_server
+    done
+}
+
+for part in "${parts[@]}"; do
+    "$part"
 done
 
 echo

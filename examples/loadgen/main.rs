@@ -7,9 +7,11 @@
 //!
 //! `scripts/bench.sh` runs it side by side with pgbench; see BENCHMARKS.md.
 //! Its subcommands hold the rest of the benchmark's logic, so that the script
-//! stays a list of steps: `pgbench` summarises a pgbench run, `report` turns
-//! one run's JSON lines into BENCHMARKS.md's tables.
+//! stays a list of steps: `pgbench` summarises a pgbench run, `callgrind`
+//! turns two callgrind dumps into instructions per call, `report` turns one
+//! run's JSON lines into BENCHMARKS.md's tables.
 
+mod callgrind;
 mod load;
 mod pgbench;
 mod procfs;
@@ -36,6 +38,8 @@ struct Cli {
 enum Command {
     /// Summarise a pgbench run as one JSON line shaped like a load run's.
     Pgbench(pgbench::Args),
+    /// Server instructions per call from two callgrind dumps, as a JSON line.
+    Callgrind(callgrind::Args),
     /// Print the markdown tables of one benchmark run's JSON lines.
     Report(report::Args),
 }
@@ -114,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Pgbench(args)) => println!("{}", pgbench::summarise(&args)?),
+        Some(Command::Callgrind(args)) => println!("{}", callgrind::per_call(&args)?),
         Some(Command::Report(args)) => print!("{}", report::tables(&args)?),
         None => runs(cli.run).await?,
     }

@@ -25,7 +25,7 @@ struct Results {
     other: Vec<Value>,
 }
 
-const KINDS: [&str; 2] = ["scenario", "pgbench"];
+const KINDS: [&str; 3] = ["scenario", "pgbench", "instructions"];
 
 impl Results {
     fn parse(text: &str) -> anyhow::Result<Self> {
@@ -140,6 +140,7 @@ pub fn tables(args: &Args) -> anyhow::Result<String> {
     service_vs_floor(&results, &mut out)?;
     contended(&results, &mut out)?;
     pgbench_latencies(&results, &mut out)?;
+    instructions(&results, &mut out)?;
     for extra in &results.other {
         writeln!(out, "{extra}")?;
     }
@@ -147,6 +148,9 @@ pub fn tables(args: &Args) -> anyhow::Result<String> {
 }
 
 fn service_vs_pgbench(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    if r.levels.is_empty() {
+        return Ok(());
+    }
     let rounds = r.runs.values().map(|v| v.len()).max().unwrap_or_default();
     writeln!(
         out,
@@ -202,7 +206,7 @@ fn peak_rss(r: &Results, level: u64) -> String {
 }
 
 fn service_vs_floor(r: &Results, out: &mut String) -> anyhow::Result<()> {
-    if !r.runs.keys().any(|(_, _, label, _)| label == "floor") {
+    if !r.runs.keys().any(|(kind, _, label, _)| *kind == "scenario" && label == "floor") {
         return Ok(());
     }
     writeln!(
@@ -269,6 +273,9 @@ fn contended(r: &Results, out: &mut String) -> anyhow::Result<()> {
 }
 
 fn pgbench_latencies(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    if r.levels.is_empty() {
+        return Ok(());
+    }
     writeln!(
         out,
         "pgbench latencies (ms, medians over rounds of p50 / p99; failed transactions in all rounds):"
@@ -290,6 +297,40 @@ fn pgbench_latencies(r: &Results, out: &mut String) -> anyhow::Result<()> {
             )?;
         }
         writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+fn instructions(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    let runs: Vec<_> = r.runs.iter().filter(|((kind, ..), _)| *kind == "instructions").collect();
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let per_call = |name: &str, label: &str| {
+        r.runs
+            .get(&("instructions", name.to_owned(), label.to_owned(), 0))
+            .and_then(|rounds| rounds.values().next()?["per_call"].as_f64())
+    };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Server instructions per call (callgrind, one caller; difference of two runs over the difference of their calls)"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "| scenario | service | gRPC floor | service / floor |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    let mut names: Vec<&str> = runs.iter().map(|((_, name, ..), _)| name.as_str()).collect();
+    names.dedup();
+    for name in names {
+        let (service, floor) = (per_call(name, "service"), per_call(name, "floor"));
+        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.0}k", v / 1000.0));
+        let ratio = match (service, floor) {
+            (Some(s), Some(f)) if f > 0.0 => format!("{:.1}", s / f),
+            _ => "-".to_owned(),
+        };
+        // Each fresh call needs a draft of its own, created in the same run.
+        let scenario = if name == "fresh" { "fresh (a CreateDraft + a PublishDraft)" } else { name };
+        writeln!(out, "| {scenario} | {} | {} | {ratio} |", show(service), show(floor))?;
     }
     Ok(())
 }
