@@ -11,7 +11,7 @@
 # starts things in order. See BENCHMARKS.md.
 #
 #   scripts/bench.sh              # every part, about 25 minutes on 2 cores
-#   scripts/bench.sh throughput   # one part: throughput, instructions
+#   scripts/bench.sh throughput   # one part: throughput, instructions, feed
 #   scripts/bench.sh --json ...   # also every measurement as JSON lines
 #   BENCH_WARMUP=0.5s BENCH_DURATION=2s BENCH_ROUNDS=1 BENCH_LEVELS=8 \
 #       scripts/bench.sh          # a smoke run of the tools, a few minutes
@@ -20,6 +20,14 @@
 # callgrind and counts server instructions per call (BENCH_CALLGRIND_CALLS,
 # default "500 2500": the two runs whose difference is taken); the counts do
 # not depend on the machine's load.
+#
+# The feed part (issue 9's numbers) needs NATS with JetStream at
+# BENCH_NATS_URL (default nats://127.0.0.1:4222): fresh publishes at
+# BENCH_FEED_CONCURRENCY callers (default 32) with the relay on and off in
+# alternating rounds, then the delivery lag to Watch and to JetStream at half
+# the median relay-off rate, then BENCH_WATCHERS (default 1000) idle Watch
+# streams. The server's metrics listen on 127.0.0.1:BENCH_METRICS_PORT
+# (default 50153).
 #
 # Knobs: BENCH_WARMUP (default 2s), BENCH_DURATION (default 10s),
 # BENCH_ROUNDS (default 3), BENCH_LEVELS (default "1 8 32 128"), BENCH_PORT
@@ -39,14 +47,14 @@ parts=()
 for arg in "$@"; do
     case "$arg" in
         --json) json=true ;;
-        throughput | instructions) parts+=("$arg") ;;
+        throughput | instructions | feed) parts+=("$arg") ;;
         *)
-            echo "usage: $0 [--json] [throughput] [instructions]" >&2
+            echo "usage: $0 [--json] [throughput] [instructions] [feed]" >&2
             exit 2
             ;;
     esac
 done
-[ "${#parts[@]}" -gt 0 ] || parts=(throughput instructions)
+[ "${#parts[@]}" -gt 0 ] || parts=(throughput instructions feed)
 
 # shellcheck source=scripts/postgres.sh
 . scripts/postgres.sh
@@ -67,6 +75,10 @@ warmup="${BENCH_WARMUP:-2s}"
 duration="${BENCH_DURATION:-10s}"
 rounds="${BENCH_ROUNDS:-3}"
 rate_cap="${BENCH_RATE_CAP:-4000}"
+nats_url="${BENCH_NATS_URL:-nats://127.0.0.1:4222}"
+metrics_addr="127.0.0.1:${BENCH_METRICS_PORT:-50153}"
+feed_concurrency="${BENCH_FEED_CONCURRENCY:-32}"
+watchers="${BENCH_WATCHERS:-1000}"
 read -r -a callgrind_calls <<<"${BENCH_CALLGRIND_CALLS:-500 2500}"
 read -r -a levels <<<"${BENCH_LEVELS:-1 8 32 128}"
 read -r -a server_args <<<"${BENCH_SERVER_ARGS:-}"
@@ -256,6 +268,33 @@ instructions() {
         done
         stop_server
     done
+}
+
+# The change feed: relay on/off, delivery lag, idle Watch streams.
+feed() {
+    local round c="$feed_concurrency" relay rate
+    local with_relay=(--nats-url "$nats_url" --metrics-addr "$metrics_addr")
+    for round in $(seq 1 "$rounds"); do
+        echo "==> round $round/$rounds: fresh publish at $c callers, relay on and off" >&2
+        # Odd rounds start with the relay on, even rounds with it off.
+        for relay in $([ $((round % 2)) -eq 1 ] && echo "on off" || echo "off on"); do
+            if [ "$relay" = on ]; then start_server "${with_relay[@]}"; else start_server; fi
+            loadgen "relay-$relay" "$round" fresh "$c" "$budget"
+            stop_server
+        done
+    done
+    rate="$("$loadgen_bin" median "$out/results.jsonl" --scenario fresh --label relay-off --concurrency "$c")"
+    rate=$((rate / 2))
+    echo "==> delivery lag at $rate publishes/s (half the relay-off median)" >&2
+    start_server "${with_relay[@]}"
+    "$loadgen_bin" lag --addr "http://127.0.0.1:$port" --nats-url "$nats_url" --metrics-addr "$metrics_addr" \
+        --rate "$rate" --duration "$duration" >>"$out/results.jsonl"
+    stop_server
+    echo "==> $watchers idle Watch streams" >&2
+    start_server "${with_relay[@]}"
+    "$loadgen_bin" idle-watch --addr "http://127.0.0.1:$port" --server-pid "$server_pid" \
+        --metrics-addr "$metrics_addr" --streams "$watchers" --idle "$duration" >>"$out/results.jsonl"
+    stop_server
 }
 
 for part in "${parts[@]}"; do

@@ -8,10 +8,12 @@
 //! `scripts/bench.sh` runs it side by side with pgbench; see BENCHMARKS.md.
 //! Its subcommands hold the rest of the benchmark's logic, so that the script
 //! stays a list of steps: `pgbench` summarises a pgbench run, `callgrind`
-//! turns two callgrind dumps into instructions per call, `report` turns one
-//! run's JSON lines into BENCHMARKS.md's tables.
+//! turns two callgrind dumps into instructions per call, `lag` and
+//! `idle-watch` measure the change feed, `median` reads a figure back for the
+//! next step, `report` turns one run's JSON lines into BENCHMARKS.md's tables.
 
 mod callgrind;
+mod feed;
 mod load;
 mod pgbench;
 mod procfs;
@@ -40,6 +42,12 @@ enum Command {
     Pgbench(pgbench::Args),
     /// Server instructions per call from two callgrind dumps, as a JSON line.
     Callgrind(callgrind::Args),
+    /// Delivery lag, publish to Watch and to JetStream, at a steady rate.
+    Lag(feed::LagArgs),
+    /// Server memory and CPU with many idle Watch streams open.
+    IdleWatch(feed::IdleArgs),
+    /// The median of one figure over a scenario's rounds.
+    Median(report::MedianArgs),
     /// Print the markdown tables of one benchmark run's JSON lines.
     Report(report::Args),
 }
@@ -119,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Pgbench(args)) => println!("{}", pgbench::summarise(&args)?),
         Some(Command::Callgrind(args)) => println!("{}", callgrind::per_call(&args)?),
+        Some(Command::Lag(args)) => println!("{}", feed::lag(&args).await?),
+        Some(Command::IdleWatch(args)) => println!("{}", feed::idle_watch(&args).await?),
+        Some(Command::Median(args)) => println!("{:.0}", report::median(&args)?),
         Some(Command::Report(args)) => print!("{}", report::tables(&args)?),
         None => runs(cli.run).await?,
     }

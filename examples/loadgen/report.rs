@@ -141,10 +141,140 @@ pub fn tables(args: &Args) -> anyhow::Result<String> {
     contended(&results, &mut out)?;
     pgbench_latencies(&results, &mut out)?;
     instructions(&results, &mut out)?;
-    for extra in &results.other {
-        writeln!(out, "{extra}")?;
-    }
+    relay(&results, &mut out)?;
+    feed(&results, &mut out)?;
     Ok(out)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MedianArgs {
+    /// The JSON lines (`target/bench/results.jsonl`).
+    results: PathBuf,
+    #[arg(long)]
+    scenario: String,
+    #[arg(long, default_value = "service")]
+    label: String,
+    #[arg(long)]
+    concurrency: u64,
+    #[arg(long, default_value = "requests_per_s")]
+    field: String,
+}
+
+/// The median of a figure over the rounds of one scenario.
+pub fn median(args: &MedianArgs) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(&args.results).context("reading the results")?;
+    let results = Results::parse(&text)?;
+    results
+        .figure("scenario", &args.scenario, &args.label, args.concurrency, &args.field)
+        .map(|s| s.median)
+        .with_context(|| format!("no {} runs labelled {} at {}", args.scenario, args.label, args.concurrency))
+}
+
+/// Publish throughput with the NATS relay on and off, same run.
+fn relay(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    let levels: Vec<u64> = r
+        .runs
+        .keys()
+        .filter(|(kind, name, label, _)| *kind == "scenario" && name == "fresh" && label == "relay-on")
+        .map(|(.., c)| *c)
+        .collect();
+    for c in levels {
+        writeln!(out)?;
+        writeln!(out, "Fresh publish with the NATS relay on and off (alternating rounds, {c} callers)")?;
+        writeln!(out)?;
+        writeln!(out, "| relay on req/s | p99 ms | relay off req/s | p99 ms | on / off | errors |")?;
+        writeln!(out, "|---:|---:|---:|---:|---:|---|")?;
+        let f = |label, field, d| Spread::show(r.figure("scenario", "fresh", label, c, field), d);
+        let errors: Vec<String> =
+            ["relay-on", "relay-off"].iter().map(|l| r.errors("fresh", l, c)).filter(|e| e != "-").collect();
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            f("relay-on", "requests_per_s", 0),
+            f("relay-on", "p99_ms", 1),
+            f("relay-off", "requests_per_s", 0),
+            f("relay-off", "p99_ms", 1),
+            Spread::show(
+                r.ratio(("scenario", "fresh", "relay-on"), ("scenario", "fresh", "relay-off"), c),
+                2
+            ),
+            if errors.is_empty() { "-".to_owned() } else { errors.join("; ") },
+        )?;
+    }
+    Ok(())
+}
+
+/// Delivery lag and idle Watch streams, one line per measurement.
+fn feed(r: &Results, out: &mut String) -> anyhow::Result<()> {
+    let num = |v: &Value, d: usize| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.d$}"));
+    let lags: Vec<&Value> = r.other.iter().filter(|v| v["feed"] == "lag").collect();
+    if !lags.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Delivery lag, publish answered -> seen by the reader (ms; in brackets from the publish sent, an upper bound)"
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "| rate asked / achieved | published | Watch p50 | Watch p99 | Watch max | JetStream p50 | JetStream p99 | JetStream max | missing (Watch / JetStream) | oldest-unsent gauge at 0 after s |"
+        )?;
+        writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")?;
+        for lag in lags {
+            let (w, n) = (&lag["watch"], &lag["nats"]);
+            writeln!(
+                out,
+                "| {} / {} | {} | {} ({}) | {} ({}) | {} | {} ({}) | {} ({}) | {} | {} / {} | {} |",
+                num(&lag["rate"], 0),
+                num(&lag["achieved_rate"], 0),
+                lag["published"],
+                num(&w["p50_ms"], 1),
+                num(&w["from_send_p50_ms"], 1),
+                num(&w["p99_ms"], 1),
+                num(&w["from_send_p99_ms"], 1),
+                num(&w["max_ms"], 1),
+                num(&n["p50_ms"], 1),
+                num(&n["from_send_p50_ms"], 1),
+                num(&n["p99_ms"], 1),
+                num(&n["from_send_p99_ms"], 1),
+                num(&n["max_ms"], 1),
+                w["missing"],
+                n["missing"],
+                num(&lag["gauge_zero_after_s"], 2),
+            )?;
+        }
+    }
+    let idles: Vec<&Value> = r.other.iter().filter(|v| v["feed"] == "idle-watch").collect();
+    if !idles.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Idle Watch streams (server RSS in MiB; server CPU over the idle span, without and with the streams)"
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "| streams (open per the server) | connections | RSS before | RSS with streams | after idling | peak | idle s | CPU ms without | CPU ms with |"
+        )?;
+        writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        for idle in idles {
+            writeln!(
+                out,
+                "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
+                idle["streams"],
+                num(&idle["open_per_server"], 0),
+                idle["connections"],
+                num(&idle["rss_before_mib"], 1),
+                num(&idle["rss_open_mib"], 1),
+                num(&idle["rss_after_idle_mib"], 1),
+                num(&idle["peak_rss_mib"], 1),
+                num(&idle["idle_s"], 0),
+                num(&idle["cpu_ms_without_streams"], 0),
+                num(&idle["cpu_ms_with_streams"], 0),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn service_vs_pgbench(r: &Results, out: &mut String) -> anyhow::Result<()> {
