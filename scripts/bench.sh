@@ -34,8 +34,10 @@
 # (default 50151), BENCH_FLOOR_PORT (default 50152), BENCH_SERVER_ARGS (extra `serve` flags), BENCH_SERVER_BIN
 # (another server binary, e.g. an older build to compare with),
 # BENCH_PGBENCH_MAX_CLIENTS (default 64: pgbench at higher levels runs with
-# that many), BENCH_RATE_CAP (default 4000: the most calls or transactions
-# per second a run may need drafts for; a run that runs out says so).
+# that many), BENCH_RATE_CAP (default 3000, and 1500 per caller below that:
+# the most fresh publishes per second a service run prepares drafts for),
+# BENCH_PGBENCH_RATE_CAP (default 8000: the same for pgbench's publishing
+# scripts); a run that runs out of drafts says so in the errors column.
 # Databases draft_publisher_bench and draft_publisher_bench_sql on the chosen
 # server are dropped and recreated.
 set -euo pipefail
@@ -74,7 +76,8 @@ floor_port="${BENCH_FLOOR_PORT:-50152}"
 warmup="${BENCH_WARMUP:-2s}"
 duration="${BENCH_DURATION:-10s}"
 rounds="${BENCH_ROUNDS:-3}"
-rate_cap="${BENCH_RATE_CAP:-4000}"
+rate_cap="${BENCH_RATE_CAP:-3000}"
+pgbench_rate_cap="${BENCH_PGBENCH_RATE_CAP:-8000}"
 nats_url="${BENCH_NATS_URL:-nats://127.0.0.1:4222}"
 metrics_addr="127.0.0.1:${BENCH_METRICS_PORT:-50153}"
 feed_concurrency="${BENCH_FEED_CONCURRENCY:-32}"
@@ -103,9 +106,13 @@ seconds() {
     esac
 }
 warmup_s="$(seconds "$warmup")" duration_s="$(seconds "$duration")"
-# Drafts a fresh-publish run prepares: enough for the rate cap over its whole
-# time. The other scenarios need no draft per call: only the clock ends them.
-budget=$((rate_cap * (warmup_s + duration_s)))
+# Drafts a fresh-publish run at $1 callers prepares: enough for the rate cap
+# over its whole time. The other scenarios need no draft per call: only the
+# clock ends them.
+budget() {
+    local cap=$((1500 * $1 < rate_cap ? 1500 * $1 : rate_cap))
+    echo $((cap * (warmup_s + duration_s)))
+}
 unbounded=1000000000
 
 echo "==> cargo build --release (server, floor and loadgen)" >&2
@@ -185,7 +192,7 @@ loadgen() { # label round scenario concurrency requests
 # drafts seeded for it (the fast path reads published ones).
 pgbench_run() {
     local script="$1" level="$2" clients="$3" round="$4" threads=$(($3 < 2 ? $3 : 2))
-    local per_client=$((rate_cap * (warmup_s + duration_s) / clients + 1))
+    local per_client=$((pgbench_rate_cap * (warmup_s + duration_s) / clients + 1))
     if [ "$script" != fastpath ]; then
         seed $((next_draft + 1)) $((next_draft + clients * per_client)) false
     fi
@@ -217,12 +224,13 @@ throughput() {
         for c in "${levels[@]}"; do
             echo "==> round $round/$rounds, concurrency $c: service, floor, then pgbench" >&2
             start_server
-            loadgen service "$round" fresh "$c" "$budget"
+            loadgen service "$round" fresh "$c" "$(budget "$c")"
             loadgen service "$round" repeat "$c" "$unbounded"
             loadgen service "$round" mixed "$c" "$unbounded"
             stop_server
+            # The floor's fresh publish would cost what its repeat costs (a map
+            # look-up and the same answer), and needs no drafts prepared.
             start_floor
-            loadgen floor "$round" fresh "$c" "$budget"
             loadgen floor "$round" repeat "$c" "$unbounded"
             loadgen floor "$round" mixed "$c" "$unbounded"
             stop_server
@@ -279,7 +287,7 @@ feed() {
         # Odd rounds start with the relay on, even rounds with it off.
         for relay in $([ $((round % 2)) -eq 1 ] && echo "on off" || echo "off on"); do
             if [ "$relay" = on ]; then start_server "${with_relay[@]}"; else start_server; fi
-            loadgen "relay-$relay" "$round" fresh "$c" "$budget"
+            loadgen "relay-$relay" "$round" fresh "$c" "$(budget "$c")"
             stop_server
         done
     done

@@ -21,6 +21,9 @@ use tonic::{Code, transport::Channel};
 
 type Client = DraftPublisherClient<Channel>;
 
+/// Calls in flight at least while a run prepares its drafts.
+const PREPARERS: usize = 32;
+
 /// A call not answered by then counts as DEADLINE_EXCEEDED: every caller is
 /// answered one way or another.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -182,11 +185,15 @@ async fn prepare(load: &Load, clients: &[Client], organization_id: &str) -> anyh
         Scenario::Contended => load.requests.div_ceil(clients.len()),
         Scenario::Mixed => 0,
     };
+    // Preparing is not measured: at least PREPARERS calls in flight, spread
+    // over the callers' connections, so that one caller's drafts do not
+    // take longer to create than the run takes.
+    let preparers = clients.len().max(PREPARERS);
     let mut creators = Vec::new();
-    for (i, client) in clients.iter().enumerate() {
-        let mut client = client.clone();
+    for i in 0..preparers {
+        let mut client = clients[i % clients.len()].clone();
         let organization_id = organization_id.to_owned();
-        let mine = (i..count).step_by(clients.len()).count();
+        let mine = (i..count).step_by(preparers).count();
         let publish = load.scenario == Scenario::Repeat;
         creators.push(tokio::spawn(async move {
             let mut ids = Vec::with_capacity(mine);
