@@ -4,16 +4,18 @@
 # system users: nothing else runs apt-get or useradd, so running the service
 # or its tests never changes the machine behind your back.
 #
-#   scripts/provision.sh [run|test]   # default: test
-#   scripts/provision.sh --check [run|test]
+#   scripts/provision.sh [run|test|image]   # default: test
+#   scripts/provision.sh --check [run|test|image]
 #
-# `run` is what scripts/run.sh needs, `test` what scripts/test.sh and CI
-# need. Only what is missing is installed (as root, with apt-get); when
-# nothing is missing this prints nothing and changes nothing. Not root: it
-# lists what is missing and the command that installs it (exit status 0, so
-# that what needs nothing missing still runs). `--check`: the same list,
-# changing nothing, exit status 1 when anything is missing. scripts/run.sh,
-# scripts/test.sh and .ci/run call it before anything else.
+# `run` is what scripts/run.sh needs, `image` what scripts/image.sh needs,
+# `test` what scripts/test.sh and CI need (which includes `image`: a suite
+# builds and runs the image). Only what is missing is installed (as root,
+# with apt-get); when nothing is missing this prints nothing and changes
+# nothing. Not root: it lists what is missing and the command that installs
+# it (exit status 0, so that what needs nothing missing still runs).
+# `--check`: the same list, changing nothing, exit status 1 when anything is
+# missing. scripts/run.sh, scripts/test.sh, scripts/image.sh and .ci/run call
+# it before anything else.
 set -euo pipefail
 
 check_only=0
@@ -23,9 +25,9 @@ if [ "${1:-}" = --check ]; then
 fi
 purpose="${1:-test}"
 case "$purpose" in
-    run | test) ;;
+    run | test | image) ;;
     *)
-        echo "usage: $0 [--check] [run|test]" >&2
+        echo "usage: $0 [--check] [run|test|image]" >&2
         exit 2
         ;;
 esac
@@ -54,25 +56,41 @@ has_postgres_server() {
     compgen -G '/usr/lib/postgresql/*/bin/pg_ctl'
 }
 
+# Debian puts nats-server in /usr/sbin, which a non-root PATH may lack.
+has_nats_server() {
+    has nats-server || [ -x /usr/sbin/nats-server ]
+}
+
 # --- what each purpose needs ---------------------------------------------------
 # With DATABASE_URL set the scripts use that server and start none of their
 # own; otherwise a local server, or the binaries to start a private one.
-if [ -z "${DATABASE_URL:-}" ]; then
-    need postgresql "a PostgreSQL server for the service and its tests" has_postgres_server
+if [ "$purpose" != image ]; then
+    if [ -z "${DATABASE_URL:-}" ]; then
+        need postgresql "a PostgreSQL server for the service and its tests" has_postgres_server
+    fi
+    need postgresql-client "psql and pg_isready, to find a server and drop test databases" has psql
 fi
-need postgresql-client "psql and pg_isready, to find a server and drop test databases" has psql
+if [ "$purpose" != run ]; then
+    # runc named beside podman: Debian's podman takes crun first otherwise,
+    # and crun fails on cgroup set-ups like these machines' (runc works).
+    need podman "builds and runs the container image" has podman
+    need runc "the OCI runtime scripts/containers.conf names" has runc
+    need ca-certificates "CA certificates the image trusts for TLS to NATS" \
+        test -s /etc/ssl/certs/ca-certificates.crt
+fi
 if [ "$purpose" = test ]; then
     need python3-venv "the Python client tests and the pinned grpcurl" python3 -c "import ensurepip, venv"
     need nodejs "the Node client tests and the pinned buf" has node
     need npm "installs the Node client's and buf's pinned packages" has npm
     need curl "the shell suites' gRPC health check" has curl
+    need nats-server "NATS with JetStream for the relay's client tests (scripts/nats.sh)" has_nats_server
 fi
 
 # The private cluster runs as `postgres`: PostgreSQL refuses to run as root.
 # Debian's package creates the user; other installs may not have.
 needs_user=0
 if [ "$(id -u)" -eq 0 ] && ! id -u postgres >/dev/null 2>&1 &&
-    { [ -z "${DATABASE_URL:-}" ] || [ "$purpose" = test ]; }; then
+    { [ -z "${DATABASE_URL:-}" ] && [ "$purpose" = run ] || [ "$purpose" = test ]; }; then
     needs_user=1
     log "missing: system user postgres (owner of private PostgreSQL clusters)"
 fi

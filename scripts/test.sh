@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite against a PostgreSQL server chosen (or started) by
-# scripts/postgres.sh. Extra arguments go to `cargo nextest run` (or to
+# scripts/postgres.sh and the NATS server of scripts/nats.sh. Extra arguments go to `cargo nextest run` (or to
 # `cargo test` when cargo-nextest is not installed), e.g. a test name filter.
 #
 #   scripts/test.sh [cargo test/nextest arguments...]
@@ -17,9 +17,12 @@ export REPO_ROOT
 . scripts/postgres.sh
 # shellcheck source=scripts/cargo.sh
 . scripts/cargo.sh
+# shellcheck source=scripts/nats.sh
+. scripts/nats.sh
 
 bash scripts/provision.sh test
 ensure_postgres
+ensure_nats
 ensure_cargo
 
 failed=()
@@ -44,7 +47,7 @@ fi
 # --- Further suites ---------------------------------------------------------
 # HOOK: every scripts/tests.d/*.sh is run with bash, in name order, after the
 # Rust tests (client tests in Python/Node, grpcurl smoke tests, ...). Each runs
-# from the repository root with DATABASE_URL and REPO_ROOT exported, no
+# from the repository root with DATABASE_URL, NATS_URL and REPO_ROOT exported, no
 # arguments and no stdin; a non-zero exit marks the whole run as failed.
 # Set SKIP_EXTRA_SUITES=1 to run only the Rust tests.
 if [ "${SKIP_EXTRA_SUITES:-0}" != 1 ] && [ -d scripts/tests.d ]; then

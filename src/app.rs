@@ -7,6 +7,8 @@ use std::sync::{
 };
 
 use crate::{
+    cache::{CacheStats, PublishedCache},
+    defaults,
     domain::{
         Clock, Cursor, Draft, DraftId, DraftPatch, Event, EventId, NewDraft, OrganizationId, PageSize,
         PageToken, StatusFilter, Timestamp,
@@ -14,7 +16,7 @@ use crate::{
     domain::{EventChange, FeedCursor, Position},
     error::Error,
     feed::Feed,
-    store::{self, CreatedDraft, Store},
+    store::{self, CreatedDraft, Publishing, Store},
 };
 
 /// Attempts per call when concurrent writers keep getting in the way.
@@ -72,11 +74,24 @@ pub struct App {
     store: Store,
     clock: Arc<dyn Clock>,
     feed: Feed,
+    published: Arc<PublishedCache>,
 }
 
 impl App {
+    /// The use cases over `store`, with a published-draft cache of the
+    /// default size.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, feed: Feed::new() }
+        Self::with_cache(store, clock, defaults::PUBLISHED_CACHE_BYTES)
+    }
+
+    /// As `new`, with a published-draft cache of about `cache_bytes` (0: none).
+    pub fn with_cache(store: Store, clock: Arc<dyn Clock>, cache_bytes: usize) -> Self {
+        Self { store, clock, feed: Feed::new(), published: Arc::new(PublishedCache::new(cache_bytes)) }
+    }
+
+    /// The published-draft cache's hits, misses and size, for the metrics.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.published.stats()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -168,36 +183,48 @@ impl App {
 
     /// Publishes a draft exactly once.
     ///
-    /// Reads the draft with its event (the fast path answers from that read
-    /// alone), checks it is complete, then creates and links the event in one
-    /// statement. The database decides races: a concurrent publisher loses on
-    /// the one-event-per-draft constraint, rolls back whole and, on the next
-    /// attempt, reads and returns the winner's event.
+    /// One statement reads the draft and, when it is unpublished and its
+    /// content was complete when written, creates and links its event: one
+    /// round trip, fresh or repeated. The database decides races: a
+    /// concurrent publisher loses on the one-event-per-draft constraint,
+    /// rolls back whole and, on the next attempt, finds and returns the
+    /// winner's event. A draft the statement would not publish is checked
+    /// here, where the completeness rules live.
     pub async fn publish_draft(
         &self,
         organization_id: OrganizationId,
         draft_id: DraftId,
         publish_at: Option<Timestamp>,
     ) -> Result<Publication, Error> {
+        if let Some((draft, event)) = self.published.publication(organization_id, draft_id) {
+            return Ok(Publication { draft, event, outcome: PublishOutcome::AlreadyPublished });
+        }
         let lost_race = AtomicBool::new(false);
-        retry(|| async {
-            let (draft, event) =
-                self.store.draft_with_event(organization_id, draft_id).await?.ok_or(Error::DraftNotFound)?;
-            if let Some(event) = event {
-                let outcome = if lost_race.load(Ordering::Relaxed) {
-                    PublishOutcome::LostRace
-                } else {
-                    PublishOutcome::AlreadyPublished
-                };
-                return Ok(Publication { draft, event, outcome });
-            }
-            draft.content.check_complete()?;
+        let publication = retry(|| async {
             let now = self.now();
             let publish_time = publish_at.filter(|at| *at > now).unwrap_or(now);
-            match self.store.link_new_event(&draft, EventId::generate(), publish_time, now).await {
-                Ok((draft, event)) => {
+            let published =
+                self.store.publish(organization_id, draft_id, EventId::generate(), publish_time, now);
+            match published.await {
+                Ok(None) => Err(Error::DraftNotFound),
+                Ok(Some(Publishing::Created(draft, event))) => {
                     self.feed.changes_written();
                     Ok(Publication { draft, event, outcome: PublishOutcome::Created })
+                }
+                Ok(Some(Publishing::Existing(draft, event))) => {
+                    let outcome = if lost_race.load(Ordering::Relaxed) {
+                        PublishOutcome::LostRace
+                    } else {
+                        PublishOutcome::AlreadyPublished
+                    };
+                    Ok(Publication { draft, event, outcome })
+                }
+                Ok(Some(Publishing::NotPublishable(draft))) => {
+                    draft.content.check_complete()?;
+                    // Complete, but written before drafts carried the flag:
+                    // flag it, and the next attempt publishes it.
+                    self.store.mark_publishable(&draft).await?;
+                    Err(store::Error::DraftChanged.into())
                 }
                 Err(store::Error::PublishRaceLost) => {
                     lost_race.store(true, Ordering::Relaxed);
@@ -206,7 +233,9 @@ impl App {
                 Err(other) => Err(other.into()),
             }
         })
-        .await
+        .await?;
+        self.published.remember_publication(&publication.draft, &publication.event);
+        Ok(publication)
     }
 
     pub async fn get_event(
@@ -214,7 +243,12 @@ impl App {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Event, Error> {
-        self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)
+        if let Some(event) = self.published.event(organization_id, event_id) {
+            return Ok(event);
+        }
+        let event = self.store.get_event(organization_id, event_id).await?.ok_or(Error::EventNotFound)?;
+        self.published.remember_event(&event);
+        Ok(event)
     }
 }
 

@@ -6,9 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    auth::{BearerTokens, SecretToken},
+    auth::{BearerTokens, ClientOrganizations, SecretToken},
     defaults,
-    server::{RelaySettings, ServerSettings, TlsSettings},
+    server::{Http2Limits, RelaySettings, ServerSettings, TlsSettings},
     store::PoolSettings,
 };
 
@@ -89,20 +89,28 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_DB_STATEMENT_TIMEOUT", default_value = shown(defaults::DB_STATEMENT_TIMEOUT), value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
 
-    /// File of accepted bearer tokens, one per line (blank lines and `#`
-    /// comments ignored). With any token configured, the service and
+    /// File of accepted bearer tokens, one per line:
+    /// `TOKEN [name=LABEL] [org=UUID[,UUID...]|org=*]`, TOKEN itself or
+    /// `sha256:<hex digest>` (blank lines and `#` comments ignored; no `org=`:
+    /// every organisation). With any token configured, the service and
     /// reflection require `authorization: Bearer <token>`; health stays open.
     #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<PathBuf>,
 
-    /// Accepted bearer tokens, comma-separated (prefer the environment
-    /// variable or the file: flags show in the process list).
+    /// Accepted bearer tokens, comma-separated, each for every organisation
+    /// (prefer the environment variable or the file: flags show in the
+    /// process list).
     #[arg(long, env = "DRAFT_PUBLISHER_AUTH_TOKENS", hide_env_values = true, value_delimiter = ',')]
     pub auth_tokens: Vec<SecretToken>,
 
     /// Longest a call may take; slower calls are answered DEADLINE_EXCEEDED.
     #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_TIMEOUT", default_value = shown(defaults::REQUEST_TIMEOUT), value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+
+    /// How long a call may take to send its request message; it counts
+    /// against --max-concurrent-calls only once the message is there.
+    #[arg(long, env = "DRAFT_PUBLISHER_REQUEST_MESSAGE_TIMEOUT", default_value = shown(defaults::REQUEST_MESSAGE_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub request_message_timeout: Duration,
 
     /// Calls in flight beyond this are refused at once with UNAVAILABLE
     /// (reason OVERLOADED) instead of queueing. Health checks do not count.
@@ -117,10 +125,48 @@ pub struct ServeArgs {
     #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_KEEPALIVE_TIMEOUT", default_value = shown(defaults::HTTP2_KEEPALIVE_TIMEOUT), value_parser = humantime::parse_duration)]
     pub http2_keepalive_timeout: Duration,
 
+    /// HTTP/2 streams one connection may have open at once (advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = defaults::HTTP2_MAX_CONCURRENT_STREAMS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+
+    /// Largest request header list (metadata) accepted, in bytes.
+    #[arg(long, env = "DRAFT_PUBLISHER_HTTP2_MAX_HEADER_LIST_BYTES", default_value_t = defaults::HTTP2_MAX_HEADER_LIST_BYTES)]
+    pub http2_max_header_list_bytes: u32,
+
+    /// How long a new connection may take over its handshake (TLS if any,
+    /// the HTTP/2 preface and the SETTINGS acknowledgement) before it is
+    /// closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_HANDSHAKE_TIMEOUT", default_value = shown(defaults::HANDSHAKE_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How long an answer may wait on the client's HTTP/2 flow-control
+    /// window before the connection is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_STALLED_ANSWER_TIMEOUT", default_value = shown(defaults::STALLED_ANSWER_TIMEOUT), value_parser = humantime::parse_duration)]
+    pub stalled_answer_timeout: Duration,
+
+    /// Answers that may wait on clients' flow-control windows at once, across
+    /// all connections; beyond, the connection with the most is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_STALLED_ANSWERS", default_value_t = defaults::MAX_STALLED_ANSWERS)]
+    pub max_stalled_answers: usize,
+
+    /// Age at which a connection is sent GOAWAY (clients reconnect).
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE", default_value = shown(defaults::MAX_CONNECTION_AGE), value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// How long a connection past its age may finish its calls before it is closed.
+    #[arg(long, env = "DRAFT_PUBLISHER_MAX_CONNECTION_AGE_GRACE", default_value = shown(defaults::MAX_CONNECTION_AGE_GRACE), value_parser = humantime::parse_duration)]
+    pub max_connection_age_grace: Duration,
+
     /// Address of a plain-HTTP listener serving Prometheus metrics on
     /// `/metrics` (none by default).
     #[arg(long, env = "DRAFT_PUBLISHER_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// Memory, in bytes, for published drafts and events kept to answer
+    /// repeated PublishDraft and GetEvent calls without the database (0: off).
+    #[arg(long, env = "DRAFT_PUBLISHER_PUBLISHED_CACHE_BYTES", default_value_t = defaults::PUBLISHED_CACHE_BYTES)]
+    pub published_cache_bytes: usize,
 
     /// NATS server(s) to relay the change feed to, e.g.
     /// `nats://127.0.0.1:4222` (JetStream stream DRAFTPUBLISHER_EVENTS);
@@ -145,6 +191,12 @@ pub struct ServeArgs {
     /// (mutual TLS; needs --tls-cert).
     #[arg(long, env = "DRAFT_PUBLISHER_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Under mutual TLS, the organisations each client certificate may act
+    /// for, by subject CN: lines `CN org=UUID[,UUID...]|org=*`. A certificate
+    /// whose CN is not listed may call nothing.
+    #[arg(long, env = "DRAFT_PUBLISHER_TLS_CLIENT_ORGS", requires = "tls_client_ca")]
+    pub tls_client_orgs: Option<PathBuf>,
 }
 
 /// A duration as the flags take it (`10s`, `500ms`), for their defaults.
@@ -173,11 +225,23 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             max_message_size: self.max_message_bytes,
             auth: BearerTokens::load(self.auth_tokens_file.as_deref(), &self.auth_tokens)?,
+            tls_client_orgs: self.tls_client_orgs.as_deref().map(ClientOrganizations::load).transpose()?,
             request_timeout: self.request_timeout,
+            request_message_timeout: self.request_message_timeout,
             max_concurrent_calls: self.max_concurrent_calls as usize,
             http2_keepalive_interval: self.http2_keepalive_interval,
             http2_keepalive_timeout: self.http2_keepalive_timeout,
             tls,
+            http2: Http2Limits {
+                max_concurrent_streams: self.http2_max_concurrent_streams,
+                max_header_list_bytes: self.http2_max_header_list_bytes,
+                handshake_timeout: self.handshake_timeout,
+                stalled_answer_timeout: self.stalled_answer_timeout,
+                max_stalled_answers: self.max_stalled_answers,
+                max_connection_age: self.max_connection_age,
+                max_connection_age_grace: self.max_connection_age_grace,
+                ..Http2Limits::default()
+            },
             relay: self
                 .nats_url
                 .clone()

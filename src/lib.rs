@@ -9,19 +9,27 @@
 //!   timeouts, limits), named once and used by the flags and the settings'
 //!   `Default` impls alike.
 //! - [`server`]: assembles the gRPC server (service, health, reflection)
-//!   behind authentication (`auth`), call limits and observation, on a bound
-//!   listener, and runs it until shutdown, draining calls in flight.
+//!   behind authentication (`auth`: who calls, for which organisations),
+//!   call limits and observation, on a bound listener, and runs it until
+//!   shutdown, draining calls in flight.
 //! - `api`: the gRPC handlers. They decode requests into validated domain
 //!   values (`api/decode.rs`), run a use case, and encode the answer.
 //!   **Errors become gRPC statuses** (code, `ErrorInfo` reason, details) in
 //!   one place: `api/status.rs`.
 //! - `app`: the use cases, including the exactly-once publish and the
 //!   bounded retries concurrency calls for.
+//! - `cache`: published drafts and events kept in memory (bounded), so
+//!   repeated publishes and GetEvent cost the database nothing; why that is
+//!   always correct is in its module doc.
 //! - `error`: what a use case can answer instead of a result, in the
 //!   contract's terms; domain and store errors convert into it.
 //! - `domain`: validated values (ids, bounded text, timestamps, page tokens)
 //!   and a draft's rules: completeness, update masks, status. No I/O, and its
 //!   own small error values.
+//! - `feed`: the event-change feed on one replica: the sequencer that gives
+//!   committed changes their place in the one order, and the hub that wakes
+//!   watchers (`docs/architecture.md`: why the order has no late gaps).
+//! - `relay`: the NATS JetStream relay of the feed, exactly once per change.
 //! - `store`: **all SQL** (the publish statement is in `store/events.rs`) and
 //!   the classification of database errors by SQLSTATE and constraint name
 //!   (`store/error.rs`). The schema in `migrations/` makes the invariants the
@@ -37,6 +45,7 @@ mod api;
 mod app;
 pub mod audit;
 mod auth;
+mod cache;
 pub mod config;
 mod defaults;
 mod domain;
@@ -99,19 +108,21 @@ async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    // The settings' files first: a mistake in them stops start-up at once,
+    // before the database is touched.
+    let settings = args.server_settings()?;
     let pool_settings = args.pool_settings();
     let store = if args.skip_migrations {
         Store::connect_lazy(database_url, &pool_settings)?
     } else {
         prepare_database(database_url, &pool_settings).await?
     };
-    let settings = args.server_settings()?;
     let grpc = bind(args.listen_addr).await?;
     let metrics = match args.metrics_addr {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let app = app::App::new(store.clone(), Arc::new(SystemClock));
+    let app = app::App::with_cache(store.clone(), Arc::new(SystemClock), args.published_cache_bytes);
     let listeners = server::Listeners { grpc, metrics };
     server::serve(listeners, app, store.clone(), settings, shutdown::signal()).await?;
     store.close().await;

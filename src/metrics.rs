@@ -16,8 +16,7 @@ use tokio::net::TcpListener;
 use tonic::Code;
 
 use crate::{
-    app::PublishOutcome,
-    feed::Feed,
+    app::{App, PublishOutcome},
     store::{PoolStats, Store},
 };
 
@@ -32,6 +31,7 @@ struct Inner {
     calls: IntCounterVec,
     call_seconds: HistogramVec,
     publishes: IntCounterVec,
+    stream_errors: IntCounterVec,
     pool_connections: IntGaugeVec,
     pool_max_connections: IntGauge,
     pool_waiting: IntGauge,
@@ -40,6 +40,11 @@ struct Inner {
     relay_errors: IntCounter,
     oldest_unsent_seconds: Gauge,
     watch_streams: IntGauge,
+    cache_lookups: IntCounterVec,
+    cache_bytes: IntGauge,
+    /// One render at a time: it copies counters kept elsewhere (the cache's)
+    /// by adding what they grew since the last render.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -68,6 +73,15 @@ impl Metrics {
                  lost_race (already published, learnt from the unique violation)",
             ),
             &["outcome"],
+        )
+        .expect("valid metric");
+        let stream_errors = IntCounterVec::new(
+            Opts::new(
+                "draftpublisher_http2_stream_errors_total",
+                "Calls ended by an HTTP/2 error of the client's making (a stream the client \
+                 broke, a connection it lost), by HTTP/2 error code; not in grpc_calls_total",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         let pool_connections = IntGaugeVec::new(
@@ -104,11 +118,25 @@ impl Metrics {
         let watch_streams =
             IntGauge::new("draftpublisher_watch_streams", "WatchEventChanges streams open on this server")
                 .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "draftpublisher_published_cache_lookups_total",
+                "Lookups of the published-draft cache (repeated PublishDraft, GetEvent), by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let cache_bytes = IntGauge::new(
+            "draftpublisher_published_cache_bytes",
+            "Estimated memory held by the published-draft cache",
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for collector in [
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(call_seconds.clone()),
             Box::new(publishes.clone()),
+            Box::new(stream_errors.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_max_connections.clone()),
             Box::new(pool_waiting.clone()),
@@ -117,6 +145,8 @@ impl Metrics {
             Box::new(relay_errors.clone()),
             Box::new(oldest_unsent_seconds.clone()),
             Box::new(watch_streams.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(cache_bytes.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -125,6 +155,7 @@ impl Metrics {
             calls,
             call_seconds,
             publishes,
+            stream_errors,
             pool_connections,
             pool_max_connections,
             pool_waiting,
@@ -133,6 +164,9 @@ impl Metrics {
             relay_errors,
             oldest_unsent_seconds,
             watch_streams,
+            cache_lookups,
+            cache_bytes,
+            rendering: std::sync::Mutex::new(()),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -144,6 +178,11 @@ impl Metrics {
 
     pub fn observe_publish(&self, outcome: PublishOutcome) {
         self.inner.publishes.with_label_values(&[outcome_name(outcome)]).inc();
+    }
+
+    /// A call that ended with an HTTP/2 error of the client's making.
+    pub fn observe_stream_error(&self, reason: &'static str) {
+        self.inner.stream_errors.with_label_values(&[reason]).inc();
     }
 
     pub fn observe_changes_written(&self, changes: usize) {
@@ -162,9 +201,18 @@ impl Metrics {
         self.inner.oldest_unsent_seconds.set(seconds);
     }
 
-    /// The text exposition format, with the pool's gauges as given.
-    pub fn render(&self, pool: PoolStats, watch_streams: usize) -> String {
-        self.inner.watch_streams.set(i64::try_from(watch_streams).unwrap_or(i64::MAX));
+    /// The text exposition format, with the gauges read from the pool and
+    /// the app now.
+    pub fn render(&self, pool: PoolStats, app: &App) -> String {
+        let _rendering = self.inner.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.inner.watch_streams.set(gauge(app.feed().watchers()));
+        let cache = app.cache_stats();
+        self.inner.cache_bytes.set(gauge(cache.bytes));
+        for (result, total) in [("hit", cache.hits), ("miss", cache.misses)] {
+            let counter = self.inner.cache_lookups.with_label_values(&[result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         self.inner.pool_waiting.set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
         let open = i64::from(pool.open);
         let idle = i64::try_from(pool.idle).unwrap_or(i64::MAX).min(open);
@@ -208,8 +256,8 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-async fn scrape(State((metrics, store, feed)): State<(Metrics, Store, Feed)>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats(), feed.watchers()))
+async fn scrape(State((metrics, store, app)): State<(Metrics, Store, App)>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], metrics.render(store.pool_stats(), &app))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
@@ -217,11 +265,11 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
     store: Store,
-    feed: Feed,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local_addr = listener.local_addr().context("reading the metrics address")?;
     tracing::info!(%local_addr, "serving metrics on /metrics");
-    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store, feed));
+    let router = Router::new().route("/metrics", get(scrape)).with_state((metrics, store, app));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving metrics")
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # grpcurl against a real server, with no proto files (server reflection):
 # `list`, `describe` of the service and of every message and enum, and one
-# JSON call of every RPC, PublishDraft twice. The commands are README.md's:
-# each fenced block marked ```sh title="grpcurl: NAME"``` is read from it and
-# run with SERVER set to the test server instead of localhost:50051, so the
-# prose around the blocks can change without breaking this suite.
+# JSON call of every RPC, PublishDraft twice. The commands are those of
+# README.md and docs/consuming.md: each fenced block marked
+# ```sh title="grpcurl: NAME"``` is read from them and run with SERVER set to
+# the test server instead of localhost:50051, so the prose around the blocks
+# can change without breaking this suite.
 #
 #   bash scripts/tests.d/grpcurl.sh
 #
@@ -40,25 +41,28 @@ fail() {
     exit 1
 }
 
-# The names of README.md's marked blocks, and the body of one of them.
+# The documents whose marked blocks are run.
+documents=(README.md docs/consuming.md)
+
+# The names of the documents' marked blocks, and the body of one of them.
 marked_blocks() {
-    sed -n 's/^```sh title="grpcurl: \([a-z-]*\)"$/\1/p' README.md
+    sed -n 's/^```sh title="grpcurl: \([a-z-]*\)"$/\1/p' "${documents[@]}"
 }
 block() {
     awk -v open="\`\`\`sh title=\"grpcurl: $1\"" '
         $0 == open { inside = 1; next }
         inside && $0 == "```" { exit }
-        inside { print }' README.md
+        inside { print }' "${documents[@]}"
 }
 checked=" "
 
-# example NAME EXPECTED_EXIT_STATUS: runs README.md's block NAME, checks its
+# example NAME EXPECTED_EXIT_STATUS: runs the documents' block NAME, checks its
 # exit status and leaves its output in $out.
 example() {
     local name="$1" expected="$2" command status
     out=""
     command="$(block "$name")"
-    [ -n "$command" ] || fail "README.md has no block marked grpcurl: $name"
+    [ -n "$command" ] || fail "no block marked grpcurl: $name in ${documents[*]}"
     status=0
     out="$(eval "$command" 2>&1)" || status=$?
     if [ "$status" -ne "$expected" ]; then
@@ -90,9 +94,10 @@ expect $'draftpublisher.v1.DraftPublisher\n' $'grpc.health.v1.Health\n'
 
 example describe 0
 rpcs=()
-for rpc in CreateDraft GetDraft UpdateDraft ListDrafts PublishDraft GetEvent; do
+for rpc in CreateDraft GetDraft UpdateDraft ListDrafts PublishDraft GetEvent ListEventChanges; do
     rpcs+=("rpc $rpc ( .draftpublisher.v1.${rpc}Request ) returns ( .draftpublisher.v1.${rpc}Response );")
 done
+rpcs+=("rpc WatchEventChanges ( .draftpublisher.v1.WatchEventChangesRequest ) returns ( stream .draftpublisher.v1.WatchEventChangesResponse );")
 expect "service DraftPublisher {" "${rpcs[@]}" "// Exactly once:"
 
 example describe-types 0
@@ -100,7 +105,7 @@ declared=()
 while read -r kind name _; do
     declared+=("draftpublisher.v1.$name is a$([ "$kind" = enum ] && echo 'n enum' || echo ' message'):")
 done < <(grep -E '^(message|enum) ' "$proto")
-[ "${#declared[@]}" -eq 16 ] || fail "expected 16 messages and enums in $proto, found ${#declared[@]}"
+[ "${#declared[@]}" -eq 22 ] || fail "expected 22 messages and enums in $proto, found ${#declared[@]}"
 # Reflection serves the proto's comments: every field and enum value shown
 # is preceded by its comment.
 uncommented="$(printf '%s\n' "$out" | awk '
@@ -138,7 +143,17 @@ expect '"alreadyPublished": true' "\"eventId\": \"$EVENT\""
 example get-event 0
 expect "\"id\": \"$EVENT\"" "\"draftId\": \"$DRAFT\"" '"description": "Talks and pizza"'
 
-# grpcurl exits 64 + the status code: 67 for INVALID_ARGUMENT.
+# The feed holds the publication's one change, listed and then watched.
+example list-event-changes 0
+[ "$(json '["changes"].__len__()')" = 1 ] || fail "ListEventChanges: expected exactly one change"
+expect "\"id\": \"$EVENT.published\"" '"type": "EVENT_CHANGE_TYPE_PUBLISHED"' '"nextCursor": "'
+
+# grpcurl exits 64 + the status code: the watch ends at -max-time with
+# DEADLINE_EXCEEDED (68), after the backlog; INVALID_ARGUMENT is 67.
+example watch-event-changes 68
+expect "\"id\": \"$EVENT.published\"" '"type": "EVENT_CHANGE_TYPE_PUBLISHED"' \
+    "\"organizationId\": \"$ORG\"" 'Code: DeadlineExceeded'
+
 example invalid-call 67
 expect 'Code: InvalidArgument' \
     '{"@type":"type.googleapis.com/google.rpc.ErrorInfo","domain":"draftpublisher.v1","reason":"INVALID_REQUEST"}' \
@@ -149,7 +164,7 @@ expect '"status": "SERVING"'
 
 # Every marked block was run: none shows a command this suite leaves unchecked.
 for name in $(marked_blocks); do
-    [[ "$checked" == *" $name "* ]] || fail "README.md's block grpcurl: $name is not checked by this suite"
+    [[ "$checked" == *" $name "* ]] || fail "the block grpcurl: $name is not checked by this suite"
 done
 
 echo "grpcurl: $passed passed, 0 failed"

@@ -13,10 +13,14 @@ cd -- "${REPO_ROOT:-$(dirname -- "${BASH_SOURCE[0]}")/../..}"
 . scripts/lib/tools.sh
 # shellcheck source=scripts/lib/test-server.sh
 . scripts/lib/test-server.sh
+# shellcheck source=scripts/nats.sh
+. scripts/nats.sh
 
 client=tests/clients/python
 ensure_python_env "$client"
-start_test_server
+# The tests consume the relay's stream from the same NATS server (NATS_URL).
+ensure_nats
+start_test_server --nats-url "$NATS_URL"
 
 status=0
 "$client/.venv/bin/python" -m pytest -p no:cacheprovider --rootdir "$client" "$client" "$@" || status=$?

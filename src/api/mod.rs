@@ -6,6 +6,10 @@
 //! publish either happens whole or not at all, and connections go back to
 //! the pool clean.
 //!
+//! Every handler decodes its request through [`admit`], which refuses an
+//! organisation outside the caller's scope (see `auth`) before the use case
+//! runs, so such a call reads and writes nothing.
+//!
 //! Handlers record the ids they decode, and PublishDraft its outcome, into
 //! the call's span (opened in `server`); the outcome also travels in the
 //! response's extensions, for the metrics.
@@ -21,7 +25,10 @@ use std::future::Future;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, Span, field::display};
 
-use crate::{app::App, error::Error, metrics::outcome_name, proto::v1 as pb};
+use self::status::Refusal;
+use crate::{
+    app::App, auth::Caller, domain::OrganizationId, error::Error, metrics::outcome_name, proto::v1 as pb,
+};
 
 /// The `draftpublisher.v1.DraftPublisher` service.
 #[derive(Clone)]
@@ -51,6 +58,26 @@ impl DraftPublisherApi {
     }
 }
 
+/// Decodes the request's message and admits the call: its organisation must
+/// be in the scope of the caller that authentication identified. A call
+/// without an identified caller is refused too, so that a service wired
+/// without the authenticator fails closed.
+fn admit<M, D>(
+    request: Request<M>,
+    decode: impl FnOnce(M) -> Result<D, Error>,
+    organization: impl FnOnce(&D) -> OrganizationId,
+) -> Result<D, Status> {
+    let caller = request.extensions().get::<Caller>().cloned();
+    let decoded = decode(request.into_inner())?;
+    let organization_id = organization(&decoded);
+    record("organization_id", organization_id);
+    match caller {
+        Some(caller) => caller.admit(organization_id)?,
+        None => return Err(Refusal::OrganizationNotAllowed { organization_id }.into()),
+    }
+    Ok(decoded)
+}
+
 /// Records one of the call's ids into its span.
 fn record(field: &'static str, id: impl std::fmt::Display) {
     Span::current().record(field, display(id));
@@ -64,8 +91,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::CreateDraftRequest>,
     ) -> Result<Response<pb::CreateDraftResponse>, Status> {
-        let new = decode::create_draft(request.into_inner())?;
-        record("organization_id", new.organization_id);
+        let new = admit(request, decode::create_draft, |new| new.organization_id)?;
         self.run(|app| async move {
             let draft = app.create_draft(new).await?;
             record("draft_id", draft.id);
@@ -78,8 +104,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::GetDraftRequest>,
     ) -> Result<Response<pb::GetDraftResponse>, Status> {
-        let (organization_id, draft_id) = decode::get_draft(request.into_inner())?;
-        record("organization_id", organization_id);
+        let (organization_id, draft_id) = admit(request, decode::get_draft, |(org, _)| *org)?;
         record("draft_id", draft_id);
         self.run(move |app| async move {
             let draft = app.get_draft(organization_id, draft_id).await?;
@@ -92,8 +117,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::UpdateDraftRequest>,
     ) -> Result<Response<pb::UpdateDraftResponse>, Status> {
-        let update = decode::update_draft(request.into_inner())?;
-        record("organization_id", update.organization_id);
+        let update = admit(request, decode::update_draft, |update| update.organization_id)?;
         record("draft_id", update.draft_id);
         self.run(|app| async move {
             let draft = app
@@ -108,8 +132,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::ListDraftsRequest>,
     ) -> Result<Response<pb::ListDraftsResponse>, Status> {
-        let listing = decode::list_drafts(request.into_inner())?;
-        record("organization_id", listing.organization_id);
+        let listing = admit(request, decode::list_drafts, |listing| listing.organization_id)?;
         self.run(|app| async move {
             let page = app
                 .list_drafts(listing.organization_id, listing.filter, listing.page_token, listing.page_size)
@@ -127,8 +150,8 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::PublishDraftRequest>,
     ) -> Result<Response<pb::PublishDraftResponse>, Status> {
-        let (organization_id, draft_id, publish_at) = decode::publish_draft(request.into_inner())?;
-        record("organization_id", organization_id);
+        let (organization_id, draft_id, publish_at) =
+            admit(request, decode::publish_draft, |(org, _, _)| *org)?;
         record("draft_id", draft_id);
         let answer = self
             .run(move |app| async move {
@@ -157,8 +180,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::GetEventRequest>,
     ) -> Result<Response<pb::GetEventResponse>, Status> {
-        let (organization_id, event_id) = decode::get_event(request.into_inner())?;
-        record("organization_id", organization_id);
+        let (organization_id, event_id) = admit(request, decode::get_event, |(org, _)| *org)?;
         record("event_id", event_id);
         self.run(move |app| async move {
             let event = app.get_event(organization_id, event_id).await?;
@@ -171,10 +193,12 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::ListEventChangesRequest>,
     ) -> Result<Response<pb::ListEventChangesResponse>, Status> {
-        let request = request.into_inner();
-        let after_cursor = request.after_cursor.clone();
-        let feed = decode::list_event_changes(request)?;
-        record("organization_id", feed.cursor.organization_id);
+        let mut after_cursor = String::new();
+        let decode = |request: pb::ListEventChangesRequest| {
+            after_cursor.clone_from(&request.after_cursor);
+            decode::list_event_changes(request)
+        };
+        let feed = admit(request, decode, |feed| feed.cursor.organization_id)?;
         self.run(move |app| async move {
             let changes = app.list_event_changes(feed.cursor, feed.page_size.get()).await?;
             let next_cursor = changes.last().map_or(after_cursor, |last| last.cursor().encode());
@@ -190,8 +214,7 @@ impl pb::draft_publisher_server::DraftPublisher for DraftPublisherApi {
         &self,
         request: Request<pb::WatchEventChangesRequest>,
     ) -> Result<Response<Self::WatchEventChangesStream>, Status> {
-        let feed = decode::watch_event_changes(request.into_inner())?;
-        record("organization_id", feed.cursor.organization_id);
+        let feed = admit(request, decode::watch_event_changes, |feed| feed.cursor.organization_id)?;
         Ok(Response::new(watch::spawn(self.app.clone(), feed.cursor, self.stopping.clone())))
     }
 }

@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{error::Error, store};
+use crate::{domain::OrganizationId, error::Error, store};
 
 /// `ErrorInfo.domain` of every error the service produces.
 pub const ERROR_DOMAIN: &str = "draftpublisher.v1";
@@ -25,6 +25,14 @@ pub enum Refusal {
     MissingCredentials,
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The organisation in the request is outside the caller's scope; the
+    /// call read and wrote nothing.
+    #[error("these credentials may not act for organization {organization_id}")]
+    OrganizationNotAllowed { organization_id: OrganizationId },
+    /// Under mutual TLS with client organisations configured, the client
+    /// certificate's CN is not listed: it may call nothing.
+    #[error("{}", client_not_allowed(common_name.as_deref()))]
+    ClientNotAllowed { common_name: Option<String> },
     /// The server is at its limit of calls in flight; the call was not started.
     #[error("the server is overloaded; retry with back-off")]
     Overloaded,
@@ -32,9 +40,19 @@ pub enum Refusal {
     /// publish) still completes; retrying tells its outcome.
     #[error("the call took longer than the server's limit of {0:?}; retry to learn its outcome")]
     RequestTimeout(Duration),
+    /// The request message did not arrive in time; the call was not started.
+    #[error("the request message did not arrive within {0:?}")]
+    RequestMessageTimeout(Duration),
     /// The server began to shut down while a stream was open.
     #[error("the server is shutting down; retry (a stream resumes from its last cursor)")]
     ShuttingDown,
+}
+
+fn client_not_allowed(common_name: Option<&str>) -> String {
+    match common_name {
+        Some(cn) => format!("the client certificate CN={cn:?} is allowed no organization"),
+        None => "the client certificate has no single subject CN; it is allowed no organization".to_owned(),
+    }
 }
 
 /// The status code and `ErrorInfo.reason` the contract gives an error.
@@ -63,8 +81,12 @@ fn refusal_code_and_reason(refusal: &Refusal) -> (Code, &'static str) {
         Refusal::MalformedRequest { .. } => (Code::InvalidArgument, "INVALID_REQUEST"),
         Refusal::MissingCredentials => (Code::Unauthenticated, "MISSING_CREDENTIALS"),
         Refusal::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
+        Refusal::OrganizationNotAllowed { .. } | Refusal::ClientNotAllowed { .. } => {
+            (Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED")
+        }
         Refusal::Overloaded => (Code::Unavailable, "OVERLOADED"),
         Refusal::RequestTimeout(_) => (Code::DeadlineExceeded, "REQUEST_TIMEOUT"),
+        Refusal::RequestMessageTimeout(_) => (Code::DeadlineExceeded, "REQUEST_MESSAGE_TIMEOUT"),
         Refusal::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
     }
 }

@@ -3,28 +3,44 @@
 //! and runs it (with the metrics listener, when configured) until shutdown,
 //! then drains the calls in flight for at most the grace period.
 //!
-//! `limits`, `observe` and `tls` hold the parts; this file only wires them.
+//! `connection` (handshake, stalls, end of life), `stalls`, `limits`,
+//! `observe` with `stream_errors`, and `tls` hold the parts, `http2` the
+//! connection limits; this file only wires them.
 
+mod connection;
+mod handshake;
+mod http2;
 mod limits;
 mod observe;
+mod stalls;
+mod stream_errors;
 mod tls;
 
 use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{oneshot, watch},
 };
+use tokio_stream::Stream;
 use tonic::{
     service::interceptor::InterceptedService,
     transport::{Server, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
 
-pub use self::tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings};
-use self::{limits::CallLimitsLayer, observe::ObserveLayer};
-pub use crate::auth::BearerTokens;
+use self::{
+    connection::{ConnectionDeadlines, GuardedIo},
+    limits::{CallLimitsLayer, MessageWait},
+    observe::ObserveLayer,
+    stalls::StallsLayer,
+};
+pub use self::{
+    http2::Http2Limits,
+    tls::{TLS_HANDSHAKE_TIMEOUT, TlsSettings},
+};
+pub use crate::auth::{BearerTokens, ClientOrganizations};
 pub use crate::relay::RelaySettings;
 use crate::{
     api::DraftPublisherApi, app::App, auth::Authenticator, defaults, health, metrics::Metrics,
@@ -43,8 +59,16 @@ pub struct ServerSettings {
     /// Calls to the service and reflection must carry one of these; health
     /// stays open for probes. `None`: no authentication.
     pub auth: Option<BearerTokens>,
+    /// Under mutual TLS, the organisations each client certificate's CN may
+    /// act for; unlisted CNs may call nothing. `None`: any certificate of
+    /// the CA may act for every organisation.
+    pub tls_client_orgs: Option<ClientOrganizations>,
     /// Longest a call may take before it is answered DEADLINE_EXCEEDED.
     pub request_timeout: Duration,
+    /// How long a call may take to deliver its request message before it is
+    /// answered DEADLINE_EXCEEDED; it takes a concurrency slot only once
+    /// the message is there.
+    pub request_message_timeout: Duration,
     /// Calls in flight beyond this are refused at once (UNAVAILABLE,
     /// `OVERLOADED`) rather than queued. Health checks are not counted.
     pub max_concurrent_calls: usize,
@@ -54,6 +78,8 @@ pub struct ServerSettings {
     pub http2_keepalive_timeout: Duration,
     /// TLS (and mutual TLS) for the gRPC listener; `None`: plaintext.
     pub tls: Option<TlsSettings>,
+    /// HTTP/2 limits of each connection.
+    pub http2: Http2Limits,
     /// The NATS JetStream relay of the change feed; `None`: off.
     pub relay: Option<RelaySettings>,
 }
@@ -65,11 +91,14 @@ impl Default for ServerSettings {
             max_message_size: defaults::MAX_MESSAGE_BYTES,
             health_probe_interval: defaults::HEALTH_PROBE_INTERVAL,
             auth: None,
+            tls_client_orgs: None,
             request_timeout: defaults::REQUEST_TIMEOUT,
+            request_message_timeout: defaults::REQUEST_MESSAGE_TIMEOUT,
             max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS as usize,
             http2_keepalive_interval: defaults::HTTP2_KEEPALIVE_INTERVAL,
             http2_keepalive_timeout: defaults::HTTP2_KEEPALIVE_TIMEOUT,
             tls: None,
+            http2: Http2Limits::default(),
             relay: None,
         }
     }
@@ -130,8 +159,7 @@ pub async fn serve(
         let stopped = async {
             let _ = metrics_stopped.await;
         };
-        let feed = app.feed().clone();
-        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), feed, stopped))
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone(), store.clone(), app.clone(), stopped))
     });
 
     let (draining_tx, mut draining_rx) = watch::channel(false);
@@ -154,13 +182,14 @@ pub async fn serve(
         tls = settings.tls.is_some(),
         mutual_tls = settings.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
         authentication = settings.auth.is_some(),
+        client_organizations = settings.tls_client_orgs.is_some(),
         "serving gRPC"
     );
-    // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
-    // Nagle's algorithm holds a small answer back until the client
-    // acknowledges the previous one: milliseconds per call.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let auth = Authenticator::new(settings.auth.clone());
+    let answers = stalls::Registry::new(settings.http2.max_stalled_answers);
+    let incoming = guarded(listener, &settings, answers.clone());
+    let auth = Authenticator::new(settings.auth.clone(), settings.tls_client_orgs.clone());
+    let message_wait =
+        MessageWait { timeout: settings.request_message_timeout, max_bytes: settings.max_message_size };
     let publisher = pb::draft_publisher_server::DraftPublisherServer::new(DraftPublisherApi::new(
         app,
         draining_rx.clone(),
@@ -169,7 +198,8 @@ pub async fn serve(
     let server = transport
         // The first layer is the outermost: it observes what the limits refuse.
         .layer(ObserveLayer::new(metrics))
-        .layer(CallLimitsLayer::new(settings.request_timeout, settings.max_concurrent_calls))
+        .layer(StallsLayer::new(answers))
+        .layer(CallLimitsLayer::new(settings.request_timeout, message_wait, settings.max_concurrent_calls))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
@@ -212,11 +242,39 @@ pub async fn serve(
     Ok(())
 }
 
-/// The transport: HTTP/2 keepalive and TLS.
+/// The listener's connections, each guarded (see `connection`), their
+/// answers watched in `answers`.
+fn guarded(
+    listener: TcpListener,
+    settings: &ServerSettings,
+    answers: stalls::Registry,
+) -> impl Stream<Item = std::io::Result<GuardedIo<TcpStream>>> {
+    let deadlines = ConnectionDeadlines {
+        handshake_timeout: settings.http2.handshake_timeout,
+        max_lifetime: settings.http2.max_connection_age + settings.http2.max_connection_age_grace,
+        plaintext: settings.tls.is_none(),
+        stalled_answer_timeout: settings.http2.stalled_answer_timeout,
+    };
+    // tonic sets TCP_NODELAY only on listeners it binds itself. Without it,
+    // Nagle's algorithm holds a small answer back until the client
+    // acknowledges the previous one: milliseconds per call.
+    connection::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), deadlines, answers)
+}
+
+/// The transport: HTTP/2 keepalive and limits, and TLS.
 fn builder(settings: &ServerSettings) -> anyhow::Result<Server> {
+    let limits = &settings.http2;
     let builder = Server::builder()
         .http2_keepalive_interval(Some(settings.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout));
+        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        // The age alone: given a grace as well, tonic 0.14 sends no GOAWAY
+        // at the age and just cuts the connection at age + grace, which
+        // `connection` does instead.
+        .max_connection_age(limits.max_connection_age);
     match &settings.tls {
         Some(tls) => builder.tls_config(tls.server_config()).context("configuring TLS"),
         None => Ok(builder),

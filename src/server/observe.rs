@@ -2,7 +2,8 @@
 //! refused by authentication or the limits: one tracing span per call, and
 //! the call metrics.
 //!
-//! The span carries `method`, `code` and `latency_ms`, recorded here, and
+//! The span carries `method`, `code` and `latency_ms`, recorded here,
+//! `caller`, which authentication records (a label, never a secret), and
 //! `organization_id`, `draft_id`, `event_id` and `outcome`, which the
 //! handlers record into it (see `api`). One `call finished` event closes it.
 //!
@@ -10,6 +11,11 @@
 //! is answered with its status there ("trailers-only"), one that succeeds is
 //! OK. For a stream (health Watch, reflection) code and latency describe how
 //! it started.
+//!
+//! A call whose request the client broke at the HTTP/2 level, or that hyper
+//! dropped because its stream was reset (see `stream_errors`), is not a call
+//! the service answered: it is counted by its HTTP/2 error code instead, and
+//! logged at DEBUG, not INFO.
 
 use std::{
     sync::LazyLock,
@@ -27,6 +33,7 @@ use tonic::{
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
+use super::stream_errors::StreamError;
 use crate::{
     app::{ChangesWritten, PublishOutcome},
     metrics::{Metrics, code_name},
@@ -111,6 +118,7 @@ where
         let span = tracing::info_span!(
             "grpc",
             method = request.uri().path(),
+            caller = Empty,
             organization_id = Empty,
             draft_id = Empty,
             event_id = Empty,
@@ -122,11 +130,20 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
         let started = Instant::now();
+        let stream_error = StreamError::default();
+        let request = request.map(|body| stream_error.watch(body));
         let answer = span.in_scope(|| inner.call(request));
         Box::pin(
             async move {
+                let unanswered = stream_error.until_answered(metrics.clone());
                 let answer = answer.await;
+                unanswered.answered();
                 let elapsed = started.elapsed();
+                if let Some(reason) = stream_error.reason() {
+                    metrics.observe_stream_error(reason);
+                    tracing::debug!(http2_error = reason, "call broken by the client");
+                    return answer;
+                }
                 // An error here is a transport failure: hyper resets the stream.
                 let code = answer.as_ref().map_or(Code::Unknown, status_code);
                 metrics.observe_call(method, code, elapsed);

@@ -3,11 +3,16 @@
 //! relay's batches. The rows themselves are written by the publish statement
 //! (`events.rs`).
 
+use std::sync::LazyLock;
+
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Error, Store, rows::EventRow};
+use super::{
+    Error, Store,
+    rows::{EVENT_COLUMNS, EventRow},
+};
 use crate::domain::{ChangeId, ChangeKind, Event, EventChange, OrganizationId, Position, Timestamp};
 
 /// Advisory lock keys (`pg_*_advisory_xact_lock`): one sequencer pass, and
@@ -60,15 +65,11 @@ fn changes(rows: Vec<ChangeRow>) -> Result<Vec<EventChange>, Error> {
 }
 
 /// Every change joined with its event, `ev_`-prefixed as `rows` expects.
-const CHANGES_WITH_EVENTS: &str = r#"
-    SELECT c.kind, c.position,
-           e.id AS ev_id, e.organization_id AS ev_organization_id, e.draft_id AS ev_draft_id,
-           e.title AS ev_title, e.description AS ev_description, e.location AS ev_location,
-           e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
-           e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
-    FROM event_changes c
-    JOIN events e ON e.id = c.event_id
-"#;
+static CHANGES_WITH_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT c.kind, c.position, {EVENT_COLUMNS} FROM event_changes c JOIN events e ON e.id = c.event_id"
+    )
+});
 
 impl Store {
     /// Gives the committed changes due by `now` (at most `limit`) the next
@@ -184,11 +185,12 @@ impl Store {
         limit: u16,
     ) -> Result<Vec<EventChange>, Error> {
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
-            r#"{CHANGES_WITH_EVENTS}
+            r#"{}
             WHERE c.organization_id = $1 AND c.position > $2 AND c.position IS NOT NULL
             ORDER BY c.position
             LIMIT $3
-            "#
+            "#,
+            CHANGES_WITH_EVENTS.as_str()
         )))
         .bind(organization_id.as_uuid())
         .bind(after.get())
@@ -210,11 +212,12 @@ impl Store {
             return Ok(None);
         }
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
-            r#"{CHANGES_WITH_EVENTS}
+            r#"{}
             WHERE c.sent_time IS NULL AND c.position IS NOT NULL
             ORDER BY c.position
             LIMIT $1
-            "#
+            "#,
+            CHANGES_WITH_EVENTS.as_str()
         )))
         .bind(limit)
         .fetch_all(&mut *tx)

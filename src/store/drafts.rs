@@ -43,8 +43,8 @@ impl Store {
             r#"
             INSERT INTO drafts (id, organization_id, request_id, request_fingerprint,
                                 title, description, location, starts_at, ends_at,
-                                create_time, update_time)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                                create_time, update_time, publishable)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
             ON CONFLICT ON CONSTRAINT drafts_organization_request_id_key DO NOTHING
             RETURNING *
             "#,
@@ -59,6 +59,7 @@ impl Store {
         .bind(content.starts_at.map(|t| t.as_datetime()))
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
+        .bind(content.check_complete().is_ok())
         .fetch_optional(&mut *self.connection().await?)
         .await?;
         if let Some(row) = inserted {
@@ -116,7 +117,7 @@ impl Store {
             r#"
             UPDATE drafts
             SET title = $4, description = $5, location = $6, starts_at = $7, ends_at = $8,
-                version = version + 1, update_time = $9
+                version = version + 1, update_time = $9, publishable = $10
             WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
             RETURNING *
             "#,
@@ -130,6 +131,7 @@ impl Store {
         .bind(content.starts_at.map(|t| t.as_datetime()))
         .bind(content.ends_at.map(|t| t.as_datetime()))
         .bind(now.as_datetime())
+        .bind(content.check_complete().is_ok())
         .fetch_optional(&mut *self.connection().await?)
         .await?;
         row.map(Draft::from).ok_or(Error::DraftChanged)

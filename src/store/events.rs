@@ -1,103 +1,131 @@
-//! Publication: linking a draft to its one event, and reading events.
+//! Publication: reading and publishing a draft in one statement, and reading
+//! events.
+
+use std::sync::LazyLock;
+
+use sqlx::FromRow;
 
 use super::{
     Error, Store,
-    rows::{DraftEventRow, DraftMaybeEventRow, EventRow},
+    rows::{DraftMaybeEventRow, EVENT_COLUMNS, EventRow},
 };
 use crate::domain::{Draft, DraftId, Event, EventId, OrganizationId, Timestamp};
 
+/// What the publish statement found or did.
+#[derive(Debug)]
+pub enum Publishing {
+    /// It created the event (and its changes) and linked the draft.
+    Created(Draft, Event),
+    /// The draft was already published: its event.
+    Existing(Draft, Event),
+    /// The draft is not flagged publishable: nothing written.
+    NotPublishable(Draft),
+}
+
+#[derive(FromRow)]
+struct PublishingRow {
+    created: bool,
+    #[sqlx(flatten)]
+    found: DraftMaybeEventRow,
+}
+
+/// Reads the draft and, when it is unpublished and publishable, creates its
+/// event from its content at the version read, writes the event's changes
+/// (C1) and links the draft — one statement, so one round trip and one
+/// transaction.
+///
+/// A concurrent publisher of the same draft makes the event insert fail on
+/// the one-event-per-draft constraint (`Error::PublishRaceLost`): the
+/// statement rolls back whole. A draft updated between the read and the link
+/// is not linked, and the at-commit foreign key (the event's draft must name
+/// it) rolls everything back (`Error::DraftChanged`): an orphan event can
+/// never be committed.
+static PUBLISH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+        WITH draft AS (
+            SELECT * FROM drafts WHERE id = $1 AND organization_id = $2
+        ), e AS (
+            INSERT INTO events (id, organization_id, draft_id, title, description, location,
+                                starts_at, ends_at, publish_time, create_time)
+            SELECT $3, organization_id, id, title, description, location, starts_at, ends_at, $4, $5
+            FROM draft
+            WHERE event_id IS NULL AND publishable
+            RETURNING *
+        ), changes AS (
+            INSERT INTO event_changes (event_id, kind, organization_id, change_time)
+            SELECT e.id, change.kind, e.organization_id, change.change_time
+            FROM e
+            CROSS JOIN LATERAL (VALUES (1::smallint, e.create_time), (2::smallint, e.publish_time))
+                AS change (kind, change_time)
+            WHERE change.kind = 2 OR e.publish_time > e.create_time
+        ), linked AS (
+            UPDATE drafts
+            SET status = 'published', event_id = e.id, publish_time = e.publish_time,
+                version = drafts.version + 1, update_time = $5
+            FROM e, draft
+            WHERE drafts.id = e.draft_id AND drafts.version = draft.version AND drafts.event_id IS NULL
+            RETURNING drafts.*
+        )
+        SELECT true AS created, linked.*, {EVENT_COLUMNS}
+        FROM linked JOIN e ON e.id = linked.event_id
+        UNION ALL
+        SELECT false AS created, draft.*, {EVENT_COLUMNS}
+        FROM draft LEFT JOIN events e ON e.id = draft.event_id
+        WHERE NOT EXISTS (SELECT FROM e)
+        "#
+    )
+});
+
+static GET_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = $1 AND e.organization_id = $2")
+});
+
 impl Store {
-    /// A draft and, when published, its event: the publish fast path in one
-    /// round trip.
-    pub async fn draft_with_event(
+    /// Publishes the draft as event `event_id` going live at `publish_time`
+    /// (see [`PUBLISH`]); `None` when the organisation has no such draft.
+    pub async fn publish(
         &self,
         organization_id: OrganizationId,
         draft_id: DraftId,
-    ) -> Result<Option<(Draft, Option<Event>)>, Error> {
-        let row = sqlx::query_as::<_, DraftMaybeEventRow>(
-            r#"
-            SELECT d.*,
-                   e.id AS ev_id, e.organization_id AS ev_organization_id, e.draft_id AS ev_draft_id,
-                   e.title AS ev_title, e.description AS ev_description, e.location AS ev_location,
-                   e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at,
-                   e.publish_time AS ev_publish_time, e.create_time AS ev_create_time
-            FROM drafts d
-            LEFT JOIN events e ON e.id = d.event_id
-            WHERE d.id = $1 AND d.organization_id = $2
-            "#,
-        )
-        .bind(draft_id.as_uuid())
-        .bind(organization_id.as_uuid())
-        .fetch_optional(&mut *self.connection().await?)
-        .await?;
-        Ok(row.map(|row| (row.draft.into(), row.event.0.map(Event::from))))
-    }
-
-    /// Creates the draft's event from its content at `draft.version`, writes
-    /// its changes for the feed and links the draft to it, in one statement
-    /// and so one transaction.
-    ///
-    /// A concurrent publisher of the same draft fails on the
-    /// one-event-per-draft constraint (`Error::PublishRaceLost`) and its
-    /// statement rolls back whole. If the draft changes between the insert
-    /// and the link, the link finds no row and the at-commit foreign key
-    /// (the event's draft must name it) rolls everything back
-    /// (`Error::DraftChanged`): an orphan event can never be committed. A
-    /// draft no longer at the version read when the statement began (updated,
-    /// or published and committed) inserts nothing: `Error::DraftChanged`
-    /// too.
-    pub async fn link_new_event(
-        &self,
-        draft: &Draft,
         event_id: EventId,
         publish_time: Timestamp,
         now: Timestamp,
-    ) -> Result<(Draft, Event), Error> {
-        let row = sqlx::query_as::<_, DraftEventRow>(
+    ) -> Result<Option<Publishing>, Error> {
+        let row = sqlx::query_as::<_, PublishingRow>(PUBLISH.as_str())
+            .bind(draft_id.as_uuid())
+            .bind(organization_id.as_uuid())
+            .bind(event_id.as_uuid())
+            .bind(publish_time.as_datetime())
+            .bind(now.as_datetime())
+            .fetch_optional(&mut *self.connection().await?)
+            .await?;
+        Ok(row.map(|row| {
+            let draft = Draft::from(row.found.draft);
+            match (row.created, row.found.event.0) {
+                (true, Some(event)) => Publishing::Created(draft, event.into()),
+                (false, Some(event)) => Publishing::Existing(draft, event.into()),
+                (_, None) => Publishing::NotPublishable(draft),
+            }
+        }))
+    }
+
+    /// Flags a draft publishable after the domain found its content complete
+    /// (a draft written before the flag existed); `Error::DraftChanged` when
+    /// it changed meanwhile.
+    pub async fn mark_publishable(&self, draft: &Draft) -> Result<(), Error> {
+        let updated = sqlx::query(
             r#"
-            WITH draft AS (
-                SELECT id, organization_id, title, description, location, starts_at, ends_at
-                FROM drafts
-                WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
-            ), event AS (
-                INSERT INTO events (id, organization_id, draft_id, title, description, location,
-                                    starts_at, ends_at, publish_time, create_time)
-                SELECT $4, organization_id, id, title, description, location,
-                       starts_at, ends_at, $5, $6
-                FROM draft
-                RETURNING id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
-                          title AS ev_title, description AS ev_description, location AS ev_location,
-                          starts_at AS ev_starts_at, ends_at AS ev_ends_at,
-                          publish_time AS ev_publish_time, create_time AS ev_create_time
-            ), changes AS (
-                -- C1: the event's changes, in its own statement.
-                INSERT INTO event_changes (event_id, kind, organization_id, change_time)
-                SELECT ev_id, change.kind, ev_organization_id, change.change_time
-                FROM event
-                CROSS JOIN LATERAL (VALUES (1::smallint, ev_create_time), (2::smallint, ev_publish_time))
-                    AS change (kind, change_time)
-                WHERE change.kind = 2 OR ev_publish_time > ev_create_time
-            ), linked AS (
-                UPDATE drafts
-                SET status = 'published', event_id = event.ev_id, publish_time = event.ev_publish_time,
-                    version = drafts.version + 1, update_time = $6
-                FROM event
-                WHERE drafts.id = event.ev_draft_id AND drafts.version = $3
-                RETURNING drafts.*
-            )
-            SELECT linked.*, event.* FROM linked JOIN event ON event.ev_id = linked.event_id
+            UPDATE drafts SET publishable = true
+            WHERE id = $1 AND organization_id = $2 AND version = $3 AND event_id IS NULL
             "#,
         )
         .bind(draft.id.as_uuid())
         .bind(draft.organization_id.as_uuid())
         .bind(draft.version)
-        .bind(event_id.as_uuid())
-        .bind(publish_time.as_datetime())
-        .bind(now.as_datetime())
-        .fetch_optional(&mut *self.connection().await?)
+        .execute(&mut *self.connection().await?)
         .await?;
-        let row = row.ok_or(Error::DraftChanged)?;
-        Ok((row.draft.into(), row.event.into()))
+        if updated.rows_affected() == 1 { Ok(()) } else { Err(Error::DraftChanged) }
     }
 
     pub async fn get_event(
@@ -105,20 +133,11 @@ impl Store {
         organization_id: OrganizationId,
         event_id: EventId,
     ) -> Result<Option<Event>, Error> {
-        let row = sqlx::query_as::<_, EventRow>(
-            r#"
-            SELECT id AS ev_id, organization_id AS ev_organization_id, draft_id AS ev_draft_id,
-                   title AS ev_title, description AS ev_description, location AS ev_location,
-                   starts_at AS ev_starts_at, ends_at AS ev_ends_at,
-                   publish_time AS ev_publish_time, create_time AS ev_create_time
-            FROM events
-            WHERE id = $1 AND organization_id = $2
-            "#,
-        )
-        .bind(event_id.as_uuid())
-        .bind(organization_id.as_uuid())
-        .fetch_optional(&mut *self.connection().await?)
-        .await?;
+        let row = sqlx::query_as::<_, EventRow>(GET_EVENT.as_str())
+            .bind(event_id.as_uuid())
+            .bind(organization_id.as_uuid())
+            .fetch_optional(&mut *self.connection().await?)
+            .await?;
         Ok(row.map(Event::from))
     }
 }

@@ -31,6 +31,7 @@ use crate::defaults;
 pub use audit::{AuditReport, Violation, ViolationKind};
 pub use drafts::CreatedDraft;
 pub use error::Error;
+pub use events::Publishing;
 
 /// A pooled connection idle for longer than this is tested before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);

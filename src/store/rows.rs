@@ -49,6 +49,13 @@ impl From<DraftRow> for Draft {
     }
 }
 
+/// The columns of an `events` row aliased `e`, each selected as
+/// `ev_<column>`: what [`EventRow`] reads.
+pub(super) const EVENT_COLUMNS: &str = "e.id AS ev_id, e.organization_id AS ev_organization_id, \
+     e.draft_id AS ev_draft_id, e.title AS ev_title, e.description AS ev_description, \
+     e.location AS ev_location, e.starts_at AS ev_starts_at, e.ends_at AS ev_ends_at, \
+     e.publish_time AS ev_publish_time, e.create_time AS ev_create_time";
+
 /// The columns of `events`, each selected as `ev_<column>`.
 #[derive(Debug, FromRow)]
 pub(super) struct EventRow {
@@ -89,15 +96,6 @@ impl From<EventRow> for Event {
             create_time: Timestamp::from_datetime(row.create_time),
         }
     }
-}
-
-/// A draft and its event in one row (`SELECT d.*, e.id AS ev_id, ...`).
-#[derive(Debug, FromRow)]
-pub(super) struct DraftEventRow {
-    #[sqlx(flatten)]
-    pub draft: DraftRow,
-    #[sqlx(flatten)]
-    pub event: EventRow,
 }
 
 /// A draft and, when it has one, its event: a row of drafts LEFT JOIN events.

@@ -90,3 +90,35 @@ fn inconsistent_operating_flags_are_refused() {
     let missing_file = serve_args(&["--auth-tokens-file", "/nonexistent/tokens"]).unwrap();
     assert!(missing_file.server_settings().is_err());
 }
+
+#[test]
+fn a_malformed_client_organisations_line_is_refused_naming_the_line() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = |name: &str| folder.path().join(name).display().to_string();
+    for name in ["server.pem", "server.key", "ca.pem"] {
+        std::fs::write(path(name), format!("{name} contents")).unwrap();
+    }
+    std::fs::write(path("clients"), "# clients\nbilling-service org=*\nreporting-service\n").unwrap();
+    let args = serve_args(&[
+        "--tls-cert",
+        &path("server.pem"),
+        "--tls-key",
+        &path("server.key"),
+        "--tls-client-ca",
+        &path("ca.pem"),
+        "--tls-client-orgs",
+        &path("clients"),
+    ])
+    .unwrap();
+
+    let error = args.server_settings().unwrap_err().to_string();
+
+    assert!(error.contains("clients, line 3: expected `CN org="), "{error}");
+}
+
+#[test]
+fn client_organisations_need_mutual_tls() {
+    let refused = serve_args(&["--tls-client-orgs", "clients"]).unwrap_err();
+
+    assert_eq!(refused.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{refused}");
+}

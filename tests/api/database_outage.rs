@@ -2,10 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use draft_publisher::proto::v1 as pb;
 use tonic::Code;
 
 use crate::support::{
     health::{NAMES, SERVICE, ServingStatus, health_status},
+    metrics,
     pg_cluster::{PgCluster, StopMode},
     wait::until_some,
     *,
@@ -96,4 +98,39 @@ async fn a_statement_over_the_statement_timeout_is_unavailable() {
     assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
     holder.rollback().await.unwrap();
     assert_eq!(app.count("SELECT count(*) FROM events").await, 0, "the cancelled publish left an event");
+}
+
+/// Published drafts and events never change, so a repeated PublishDraft and
+/// GetEvent are answered from memory — even with the database down — while
+/// anything not yet published, or another organisation's, still needs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_of_published_drafts_are_answered_without_the_database() {
+    let cluster = PgCluster::start();
+    let app = spawn_app_on(&cluster).await;
+    let org = new_id();
+    let published = app.complete_draft(&org).await;
+    let first = app.publish(&org, &published.id).await.unwrap();
+    let unpublished = app.complete_draft(&org).await;
+
+    cluster.stop(StopMode::Fast);
+
+    let repeat = app.publish(&org, &published.id).await.expect("answered from memory");
+    assert!(repeat.already_published);
+    assert_eq!(repeat.event_id, first.event_id);
+    assert_eq!(repeat.event.unwrap().status(), pb::EventStatus::Published);
+    assert_eq!(app.fetch_event(&org, &first.event_id).await.id, first.event_id);
+    let fresh = app.publish(&org, &unpublished.id).await.unwrap_err();
+    assert_error(&fresh, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    let other = new_id();
+    let foreign = app.publish(&other, &published.id).await.unwrap_err();
+    assert_error(&foreign, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    let foreign_event = app.get_event(get_event_request(&other, &first.event_id)).await.unwrap_err();
+    assert_error(&foreign_event, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    let hits = metrics::metric_value(
+        app.metrics_addr,
+        "draftpublisher_published_cache_lookups_total",
+        &[("result", "hit")],
+    )
+    .await;
+    assert_eq!(hits, Some(2.0));
 }

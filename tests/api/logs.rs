@@ -1,5 +1,6 @@
-//! Structured logs: one span per call with its ids, outcome, status code and
-//! latency, as JSON lines; bearer tokens never appear.
+//! Structured logs: one span per call with its caller (by label), ids,
+//! outcome, status code and latency, as JSON lines; bearer tokens never
+//! appear.
 //!
 //! The subscriber is the test thread's own default, and the server runs on
 //! the test's single-threaded runtime, so every line of these calls is
@@ -12,7 +13,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::*;
+use crate::support::{binary, *};
 
 const TOKEN: &str = "never-log-me-5f1c";
 
@@ -47,7 +48,7 @@ impl Captured {
 }
 
 #[tokio::test]
-async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_token() {
+async fn each_call_logs_one_json_span_with_caller_ids_outcome_code_and_latency_but_no_token() {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -57,21 +58,23 @@ async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_t
         .with_writer(move || writer.clone())
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
-    let app = TestApp::builder().auth([TOKEN]).spawn().await;
     let org = new_id();
+    let app = TestApp::builder().token_file(&format!("{TOKEN} name=billing org={org}\n")).spawn().await;
     let authorized = app.client_with_authorization(&format!("Bearer {TOKEN}"));
 
     let draft = authorized.complete_draft(&org).await;
     let published = authorized.publish(&org, &draft.id).await.unwrap();
     app.publish(&org, &draft.id).await.unwrap_err();
+    authorized.create_draft(complete_draft_request(&new_id())).await.unwrap_err();
 
     let calls = logs.finished_calls();
-    assert_eq!(calls.len(), 3, "{}", logs.text());
+    assert_eq!(calls.len(), 4, "{}", logs.text());
     let create = &calls[0];
     assert_eq!(create["method"], "/draftpublisher.v1.DraftPublisher/CreateDraft");
     assert_eq!(create["organization_id"], org.as_str());
     assert_eq!(create["draft_id"], draft.id.as_str());
     assert_eq!(create["code"], "OK");
+    assert_eq!(create["caller"], "billing");
     let publish = &calls[1];
     assert_eq!(publish["method"], "/draftpublisher.v1.DraftPublisher/PublishDraft");
     assert_eq!(publish["organization_id"], org.as_str());
@@ -81,5 +84,22 @@ async fn each_call_logs_one_json_span_with_ids_outcome_code_and_latency_but_no_t
     assert_eq!(publish["code"], "OK");
     assert!(publish["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{publish}");
     assert_eq!(calls[2]["code"], "UNAUTHENTICATED");
+    assert_eq!(calls[2]["caller"], Value::Null, "an unauthenticated call has no caller");
+    assert_eq!(calls[3]["code"], "PERMISSION_DENIED");
+    assert_eq!(calls[3]["caller"], "billing");
     assert!(!logs.text().contains(TOKEN), "a token was logged");
+}
+
+#[test]
+fn text_logs_written_to_a_pipe_carry_no_colour_codes() {
+    // Without a database URL the binary logs its error and exits at once.
+    let output = binary::command("")
+        .env_remove("DATABASE_URL")
+        .args(["--log-format", "text", "audit"])
+        .output()
+        .expect("draft-publisher runs");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR"), "no error line was logged: {stderr}");
+    assert!(!output.stderr.contains(&0x1b), "ANSI escape codes in piped logs: {stderr:?}");
 }

@@ -149,3 +149,25 @@ async fn publish_validates_its_request() {
     assert_error(&status, Code::NotFound, "DRAFT_NOT_FOUND");
     assert_eq!(app.count("SELECT count(*) FROM events").await, 0);
 }
+
+/// Drafts written before migration 0003 carry `publishable = false`: the
+/// one-statement publish leaves them alone and the service checks their
+/// content itself, publishing the complete ones and refusing the others.
+#[tokio::test]
+async fn drafts_written_before_the_publishable_flag_publish_as_before() {
+    let app = TestApp::spawn().await;
+    let org = new_id();
+    let complete = app.complete_draft(&org).await;
+    let incomplete =
+        app.create(pb::CreateDraftRequest { organization_id: org.clone(), ..Default::default() }).await;
+    sqlx::query("UPDATE drafts SET publishable = false").execute(&app.db).await.unwrap();
+
+    let published = app.publish(&org, &complete.id).await.unwrap();
+    let refused = app.publish(&org, &incomplete.id).await.unwrap_err();
+
+    assert!(!published.already_published);
+    assert_eq!(app.fetch_event(&org, &published.event_id).await.draft_id, complete.id);
+    assert_error(&refused, Code::FailedPrecondition, "DRAFT_INCOMPLETE");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.db).await.unwrap();
+    assert_eq!(events, 1);
+}

@@ -6,14 +6,17 @@ use std::{net::SocketAddr, time::Duration};
 
 use draft_publisher::{
     proto::v1 as pb,
-    server::{TLS_HANDSHAKE_TIMEOUT, TlsSettings},
+    server::{ClientOrganizations, TLS_HANDSHAKE_TIMEOUT, TlsSettings},
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::{
+    Code,
+    transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
+};
 
 use crate::support::*;
 
@@ -48,13 +51,16 @@ async fn spawn_tls_app(server: &Leaf, client_ca: Option<&Ca>) -> TestApp {
 }
 
 async fn spawn_tls_app_with(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TestApp {
-    let tls = TlsSettings {
+    TestApp::builder().tls(tls_settings(server, client_ca, handshake_timeout)).spawn().await
+}
+
+fn tls_settings(server: &Leaf, client_ca: Option<&Ca>, handshake_timeout: Duration) -> TlsSettings {
+    TlsSettings {
         certificate_chain_pem: server.certificate.clone().into_bytes(),
         private_key_pem: server.private_key.clone().into_bytes(),
         client_ca_pem: client_ca.map(|ca| ca.pem().into_bytes()),
         handshake_timeout,
-    };
-    TestApp::builder().tls(tls).spawn().await
+    }
 }
 
 fn server_certificate(ca: &Ca) -> Leaf {
@@ -68,6 +74,12 @@ fn tls_endpoint(addr: SocketAddr, trusted: &Ca, identity: Option<&Leaf>) -> Endp
         tls = tls.identity(Identity::from_pem(&client.certificate, &client.private_key));
     }
     Endpoint::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap()
+}
+
+/// A typed client over `endpoint`, connected now.
+async fn connect(endpoint: Endpoint) -> TestClient {
+    let channel = endpoint.timeout(Duration::from_secs(30)).connect().await.expect("TLS connection");
+    TestClient::new(channel)
 }
 
 /// Creates a draft over `endpoint`; the error says where it failed.
@@ -129,4 +141,84 @@ async fn a_peer_that_stalls_the_tls_handshake_is_disconnected() {
     assert!(closed, "the stalled connection stayed open: {read:?}");
     let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
     assert_eq!(served.expect("others are still served").version, 1);
+}
+
+/// A TLS client of our own making: it completes the TLS handshake and then
+/// sends what the test says (TLS 1.3, as rustls prefers).
+async fn tls_connection(
+    addr: SocketAddr,
+    trusted: &Ca,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake")
+}
+
+#[tokio::test]
+async fn a_peer_silent_after_the_tls_handshake_is_disconnected() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let server = server_certificate(&ca);
+    let tls = TlsSettings {
+        certificate_chain_pem: server.certificate.into_bytes(),
+        private_key_pem: server.private_key.into_bytes(),
+        client_ca_pem: None,
+        handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+    };
+    let app = TestApp::builder()
+        .tls(tls)
+        .server_settings(|s| s.http2.handshake_timeout = Duration::from_millis(500))
+        .spawn()
+        .await;
+
+    // Through TLS, then no HTTP/2 preface: nothing but a descriptor held.
+    let mut silent = tls_connection(app.addr, &ca).await;
+    let mut buffer = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while matches!(silent.read(&mut buffer).await, Ok(n) if n > 0) {}
+    });
+
+    assert!(closed.await.is_ok(), "the connection silent after TLS stayed open");
+    let served = create_draft_over(tls_endpoint(app.addr, &ca, None)).await;
+    assert_eq!(served.expect("real clients are still served").version, 1);
+}
+
+#[tokio::test]
+async fn client_certificates_act_only_for_the_organisations_listed_for_their_cn() {
+    let ca = certificate_authority("DraftPublisher test CA");
+    let (org_a, org_b) = (new_id(), new_id());
+    let lines = format!("# clients by CN\nbilling-service org={org_a}\nOps Console org=*\n");
+    let client_orgs = ClientOrganizations::parse(&lines, "test map").unwrap();
+    let tls = tls_settings(&server_certificate(&ca), Some(&ca), TLS_HANDSHAKE_TIMEOUT);
+    let app =
+        TestApp::builder().tls(tls).server_settings(|s| s.tls_client_orgs = Some(client_orgs)).spawn().await;
+    let as_client = |cn: &str| {
+        let identity = leaf(&ca, &[cn], ExtendedKeyUsagePurpose::ClientAuth);
+        connect(tls_endpoint(app.addr, &ca, Some(&identity)))
+    };
+    let billing = as_client("billing-service").await;
+    let ops = as_client("Ops Console").await;
+    let unlisted = as_client("reporting-service").await;
+
+    billing.complete_draft(&org_a).await;
+    let foreign = billing.create_draft(complete_draft_request(&org_b)).await.unwrap_err();
+    ops.complete_draft(&org_b).await;
+    let stranger = unlisted.create_draft(complete_draft_request(&org_a)).await.unwrap_err();
+    let stranger_reads =
+        unlisted.list_drafts(list_request(&org_a, 0, "", Default::default())).await.unwrap_err();
+
+    assert_error(&foreign, Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED");
+    assert_error(&stranger, Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED");
+    assert!(stranger.message().contains("reporting-service"), "{stranger:?}");
+    assert_error(&stranger_reads, Code::PermissionDenied, "ORGANIZATION_NOT_ALLOWED");
+    assert_eq!(app.count("SELECT count(*) FROM drafts").await, 2);
 }

@@ -88,6 +88,15 @@ impl TestAppBuilder {
         self
     }
 
+    /// A token file of these lines (authentication on), loaded as `serve`
+    /// loads `--auth-tokens-file`.
+    pub fn token_file(mut self, lines: &str) -> Self {
+        let file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(file.path(), lines).expect("token file written");
+        self.settings.auth = BearerTokens::load(Some(file.path()), &[]).expect("a valid token file");
+        self
+    }
+
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.request_timeout = timeout;
         self

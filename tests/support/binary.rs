@@ -5,10 +5,12 @@ use std::process::Command;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_draft-publisher");
 
-/// `draft-publisher` against `database_url`, logging warnings only.
+/// `draft-publisher` against `database_url`, logging warnings only. Without
+/// the NATS_URL that scripts/test.sh exports for the client suites: a test
+/// that wants the relay passes `--nats-url` to a server of its own.
 pub fn command(database_url: &str) -> Command {
     let mut command = Command::new(BINARY);
-    command.env("DATABASE_URL", database_url).env("RUST_LOG", "warn");
+    command.env("DATABASE_URL", database_url).env("RUST_LOG", "warn").env_remove("NATS_URL");
     command
 }
 

@@ -76,6 +76,14 @@ impl HealthWatch {
         statuses
     }
 
+    /// Whether the stream is still open, neither ended nor failed, after
+    /// reading it for `during`.
+    pub async fn open_throughout(&mut self, during: Duration) -> bool {
+        let read =
+            tokio::time::timeout(during, async { while let Ok(Some(_)) = self.stream.message().await {} });
+        read.await.is_err()
+    }
+
     /// Reads statuses until `wanted`, for at most `within`.
     pub async fn until(&mut self, wanted: ServingStatus, within: Duration) {
         let reached = tokio::time::timeout(within, async {

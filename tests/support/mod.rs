@@ -16,6 +16,7 @@
 //! - [`nats`]: private NATS JetStream servers and the stream as consumers
 //!   read it.
 //! - [`health`], [`metrics`]: what operators see.
+//! - [`http2`]: hostile HTTP/2 peers, raw frames, and the victim they aim at.
 //! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
 //!   ports, connections and the `draft-publisher` binary.
 
@@ -29,6 +30,7 @@ pub mod client;
 pub mod database;
 pub mod feed;
 pub mod health;
+pub mod http2;
 pub mod locks;
 pub mod metrics;
 pub mod nats;

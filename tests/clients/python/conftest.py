@@ -1,6 +1,7 @@
 """Generates the DraftPublisher stubs from the proto with grpcio-tools into a
 temporary folder (nothing generated is committed) and connects to the server
-that scripts/tests.d/python-client.sh started (TEST_SERVER_ADDR)."""
+that scripts/tests.d/python-client.sh started (TEST_SERVER_ADDR), whose relay
+sends its changes to the NATS server of NATS_URL."""
 
 import importlib.resources
 import os
@@ -48,6 +49,14 @@ def server_addr():
     if not addr:
         pytest.fail("TEST_SERVER_ADDR is not set: run scripts/tests.d/python-client.sh")
     return addr
+
+
+@pytest.fixture(scope="session")
+def nats_url():
+    url = os.environ.get("NATS_URL")
+    if not url:
+        pytest.fail("NATS_URL is not set: run scripts/tests.d/python-client.sh")
+    return url
 
 
 @pytest.fixture

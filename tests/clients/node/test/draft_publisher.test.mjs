@@ -1,71 +1,23 @@
-// DraftPublisher from Node: @grpc/grpc-js with the proto loaded at run time
-// by @grpc/proto-loader, against the server scripts/tests.d/node-client.sh
-// started (TEST_SERVER_ADDR). Error details are decoded from the
-// grpc-status-details-bin trailer with google/rpc/{status,error_details}.proto
-// from google-proto-files.
+// DraftPublisher from Node, through the client of ./client.mjs. Error
+// details are decoded from the grpc-status-details-bin trailer with
+// google/rpc/{status,error_details}.proto from google-proto-files.
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 
 import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
 import googleProtoFiles from 'google-proto-files';
 import protobuf from 'protobufjs';
 
+import { call, completeDraftRequest, connect } from './client.mjs';
+
 const PUBLISHERS = 10;
-const TIMEOUT_MS = 10_000;
-
-const serverAddr = process.env.TEST_SERVER_ADDR;
-assert.ok(serverAddr, 'TEST_SERVER_ADDR is not set: run scripts/tests.d/node-client.sh');
-
-const protoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../proto');
-const definition = protoLoader.loadSync('draftpublisher/v1/draft_publisher.proto', {
-  includeDirs: [protoRoot],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-});
-const { DraftPublisher } = grpc.loadPackageDefinition(definition).draftpublisher.v1;
 
 const googleRpc = protobuf.loadSync([
   googleProtoFiles.getProtoPath('rpc', 'status.proto'),
   googleProtoFiles.getProtoPath('rpc', 'error_details.proto'),
 ]);
-
-const clients = [];
-after(() => clients.forEach((client) => client.close()));
-
-// A client on a connection of its own (grpc-js shares connections between
-// clients unless each has a local subchannel pool).
-function connect() {
-  const client = new DraftPublisher(serverAddr, grpc.credentials.createInsecure(), {
-    'grpc.use_local_subchannel_pool': 1,
-  });
-  clients.push(client);
-  return client;
-}
-
-function call(client, method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + TIMEOUT_MS }, (error, response) =>
-      error ? reject(error) : resolve(response),
-    );
-  });
-}
-
-function completeDraftRequest(organizationId) {
-  return {
-    organization_id: organizationId,
-    title: 'Rust meetup',
-    location: 'Berlin',
-    starts_at: { seconds: Date.parse('2030-05-01T18:00:00Z') / 1000, nanos: 0 },
-    ends_at: { seconds: Date.parse('2030-05-01T21:00:00Z') / 1000, nanos: 0 },
-  };
-}
 
 // The google.rpc.Status of a failed call, its details unpacked by type name.
 function richStatus(error) {
