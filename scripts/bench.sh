@@ -19,7 +19,10 @@
 # The instructions part runs the service and the floor under valgrind's
 # callgrind and counts server instructions per call (BENCH_CALLGRIND_CALLS,
 # default "500 2500": the two runs whose difference is taken); the counts do
-# not depend on the machine's load.
+# not depend on the machine's load. BENCH_BEFORE_BIN (a server binary built
+# from an earlier commit) is counted too, labelled "before", so a change is
+# judged against its predecessor in the same run (it runs with
+# --skip-migrations on the database the current build migrated).
 #
 # The feed part (issue 9's numbers) needs NATS with JetStream at
 # BENCH_NATS_URL (default nats://127.0.0.1:4222): fresh publishes at
@@ -147,6 +150,7 @@ next_draft="$fastpath_drafts"
 # --- servers -------------------------------------------------------------------
 server_pid=""
 under=()
+bin=
 wait_listening() { # port
     local attempt
     for attempt in $(seq 1 600); do
@@ -161,7 +165,7 @@ wait_listening() { # port
 }
 # With `under` set (e.g. valgrind and its flags) the server runs under that tool.
 start_server() { # extra serve flags...
-    RUST_LOG="${RUST_LOG:-info}" ${under[@]+"${under[@]}"} "$server_bin" --database-url "$service_url" serve \
+    RUST_LOG="${RUST_LOG:-info}" ${under[@]+"${under[@]}"} "${bin:-$server_bin}" --database-url "$service_url" serve \
         --listen-addr "127.0.0.1:$port" ${server_args[@]+"${server_args[@]}"} "$@" 2>>"$out/server.log" &
     server_pid=$!
     wait_listening "$port"
@@ -250,12 +254,19 @@ throughput() {
 # one caller, counters zeroed before and dumped after each (callgrind_control),
 # so that start-up, migrations and the load generator's preparations cancel.
 instructions() {
-    local label scenario calls dumps dumped
-    for label in service floor; do
+    local label scenario calls dumps dumped labels=(service floor)
+    [ -z "${BENCH_BEFORE_BIN:-}" ] || labels+=(before)
+    for label in "${labels[@]}"; do
         echo "==> instructions per call: $label under callgrind" >&2
         rm -f "$out/callgrind.$label".*
         under=(valgrind --tool=callgrind --dump-instr=no "--callgrind-out-file=$out/callgrind.$label.out")
-        if [ "$label" = service ]; then start_server; else start_floor; fi
+        case "$label" in
+            service) start_server ;;
+            floor) start_floor ;;
+            # Its migrations are a subset of the database's: it must not
+            # check them against the newer ones already applied.
+            before) bin="$BENCH_BEFORE_BIN" start_server --skip-migrations ;;
+        esac
         under=()
         dumped=0
         for scenario in repeat fresh; do

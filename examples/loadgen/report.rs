@@ -448,8 +448,17 @@ fn instructions(r: &Results, out: &mut String) -> anyhow::Result<()> {
         "Server instructions per call (callgrind, one caller; difference of two runs over the difference of their calls)"
     )?;
     writeln!(out)?;
-    writeln!(out, "| scenario | service | gRPC floor | service / floor |")?;
-    writeln!(out, "|---|---:|---:|---:|")?;
+    let before = runs.iter().any(|((_, _, label, _), _)| label == "before");
+    if before {
+        writeln!(
+            out,
+            "| scenario | service | gRPC floor | service / floor | before (BENCH_BEFORE_BIN) | service vs before |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+    } else {
+        writeln!(out, "| scenario | service | gRPC floor | service / floor |")?;
+        writeln!(out, "|---|---:|---:|---:|")?;
+    }
     let mut names: Vec<&str> = runs.iter().map(|((_, name, ..), _)| name.as_str()).collect();
     names.dedup();
     for name in names {
@@ -461,7 +470,22 @@ fn instructions(r: &Results, out: &mut String) -> anyhow::Result<()> {
         };
         // Each fresh call needs a draft of its own, created in the same run.
         let scenario = if name == "fresh" { "fresh (a CreateDraft + a PublishDraft)" } else { name };
-        writeln!(out, "| {scenario} | {} | {} | {ratio} |", show(service), show(floor))?;
+        if before {
+            let earlier = per_call(name, "before");
+            let change = match (service, earlier) {
+                (Some(s), Some(b)) if b > 0.0 => format!("{:+.0}%", (s / b - 1.0) * 100.0),
+                _ => "-".to_owned(),
+            };
+            writeln!(
+                out,
+                "| {scenario} | {} | {} | {ratio} | {} | {change} |",
+                show(service),
+                show(floor),
+                show(earlier)
+            )?;
+        } else {
+            writeln!(out, "| {scenario} | {} | {} | {ratio} |", show(service), show(floor))?;
+        }
     }
     Ok(())
 }
