@@ -39,8 +39,8 @@
 # BENCH_PGBENCH_MAX_CLIENTS (default 64: pgbench at higher levels runs with
 # that many), BENCH_RATE_CAP (default 3000, and 1500 per caller below that:
 # the most fresh publishes per second a service run prepares drafts for),
-# BENCH_PGBENCH_RATE_CAP (default 8000: the same for pgbench's publishing
-# scripts); a run that runs out of drafts says so in the errors column.
+# BENCH_PGBENCH_RATE_CAP (default 8000, and 3000 per client below that: the
+# same for pgbench's publishing scripts); a run that runs out of drafts says so in the errors column.
 # Databases draft_publisher_bench and draft_publisher_bench_sql on the chosen
 # server are dropped and recreated.
 set -euo pipefail
@@ -196,7 +196,8 @@ loadgen() { # label round scenario concurrency requests
 # drafts seeded for it (the fast path reads published ones).
 pgbench_run() {
     local script="$1" level="$2" clients="$3" round="$4" threads=$(($3 < 2 ? $3 : 2))
-    local per_client=$((pgbench_rate_cap * (warmup_s + duration_s) / clients + 1))
+    local cap=$((3000 * clients < pgbench_rate_cap ? 3000 * clients : pgbench_rate_cap))
+    local per_client=$((cap * (warmup_s + duration_s) / clients + 1))
     if [ "$script" != fastpath ]; then
         seed $((next_draft + 1)) $((next_draft + clients * per_client)) false
     fi
