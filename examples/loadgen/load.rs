@@ -21,6 +21,9 @@ use tonic::{Code, transport::Channel};
 
 type Client = DraftPublisherClient<Channel>;
 
+/// Calls in flight at least while a run prepares its drafts.
+const PREPARERS: usize = 32;
+
 /// A call not answered by then counts as DEADLINE_EXCEEDED: every caller is
 /// answered one way or another.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +52,8 @@ impl Scenario {
 }
 
 /// One run: a scenario at a concurrency, bounded by a number of calls and a
-/// duration, whichever ends first.
+/// duration, whichever ends first, after a warm-up whose calls are made but
+/// not counted (connections, pool and caches settle before the clock starts).
 #[derive(Debug, Clone)]
 pub struct Load {
     /// e.g. `http://127.0.0.1:50051`
@@ -57,9 +61,13 @@ pub struct Load {
     pub scenario: Scenario,
     /// Callers, each on a connection of its own.
     pub concurrency: usize,
-    /// Calls to make at most (mixed: create + publish pairs); drafts are
-    /// prepared for that many.
+    /// Calls to make at most, warm-up included (mixed: create + publish
+    /// pairs); drafts are prepared for that many.
     pub requests: usize,
+    /// Calls made before the clock starts, not counted (the contended
+    /// scenario has none: its rounds are bounded by its drafts).
+    pub warmup: Duration,
+    /// The measured time, after the warm-up.
     pub duration: Duration,
 }
 
@@ -67,7 +75,11 @@ pub struct Load {
 #[derive(Debug)]
 pub struct Outcome {
     pub calls: u64,
+    /// From the end of the warm-up to the last caller's last answer.
     pub elapsed: Duration,
+    /// The run ran out of calls (its budget of prepared drafts) before its
+    /// time was up: it measured less than the duration asked for.
+    pub exhausted: bool,
     /// Latency of every call, in microseconds.
     pub latency_us: Histogram<u64>,
     /// Calls that did not answer OK, by status code name, plus
@@ -80,6 +92,7 @@ impl Outcome {
         Self {
             calls: 0,
             elapsed: Duration::ZERO,
+            exhausted: false,
             latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"),
             errors: BTreeMap::new(),
         }
@@ -94,8 +107,18 @@ impl Outcome {
         }
     }
 
+    /// Records a call that started at or after `measured_from`; earlier
+    /// calls are the warm-up. (The contended scenario's calls all count:
+    /// it has no warm-up, so `measured_from` is its start.)
+    fn record_from<T>(&mut self, measured_from: Instant, started: Instant, result: &Result<T, Code>) {
+        if started >= measured_from {
+            self.record(started, result);
+        }
+    }
+
     fn merge(&mut self, other: Outcome) {
         self.calls += other.calls;
+        self.exhausted |= other.exhausted;
         self.latency_us.add(&other.latency_us).expect("same histogram bounds");
         for (code, count) in other.errors {
             *self.errors.entry(code).or_default() += count;
@@ -117,8 +140,9 @@ pub async fn run(load: &Load) -> anyhow::Result<Outcome> {
     let next = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(callers));
     let agreed: Arc<Vec<OnceLock<String>>> = Arc::new(drafts.iter().map(|_| OnceLock::new()).collect());
-    let deadline = Instant::now() + load.duration;
-    let started = Instant::now();
+    let warmup = if load.scenario == Scenario::Contended { Duration::ZERO } else { load.warmup };
+    let measured_from = Instant::now() + warmup;
+    let deadline = measured_from + load.duration;
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|client| {
@@ -128,6 +152,7 @@ pub async fn run(load: &Load) -> anyhow::Result<Outcome> {
                 drafts: drafts.clone(),
                 next: next.clone(),
                 budget: load.requests,
+                measured_from,
                 deadline,
             };
             let (barrier, agreed) = (barrier.clone(), agreed.clone());
@@ -139,6 +164,9 @@ pub async fn run(load: &Load) -> anyhow::Result<Outcome> {
     for task in tasks {
         outcome.merge(task.await?);
     }
+    // The contended scenario starts at once (no warm-up) and may end before
+    // `measured_from`; a budget can run out during the warm-up.
+    let started = measured_from.min(Instant::now());
     outcome.elapsed = started.elapsed();
     Ok(outcome)
 }
@@ -157,11 +185,15 @@ async fn prepare(load: &Load, clients: &[Client], organization_id: &str) -> anyh
         Scenario::Contended => load.requests.div_ceil(clients.len()),
         Scenario::Mixed => 0,
     };
+    // Preparing is not measured: at least PREPARERS calls in flight, spread
+    // over the callers' connections, so that one caller's drafts do not
+    // take longer to create than the run takes.
+    let preparers = clients.len().max(PREPARERS);
     let mut creators = Vec::new();
-    for (i, client) in clients.iter().enumerate() {
-        let mut client = client.clone();
+    for i in 0..preparers {
+        let mut client = clients[i % clients.len()].clone();
         let organization_id = organization_id.to_owned();
-        let mine = (i..count).step_by(clients.len()).count();
+        let mine = (i..count).step_by(preparers).count();
         let publish = load.scenario == Scenario::Repeat;
         creators.push(tokio::spawn(async move {
             let mut ids = Vec::with_capacity(mine);
@@ -226,6 +258,8 @@ struct Caller {
     /// The next call's number, shared by all callers: the budget is global.
     next: Arc<AtomicUsize>,
     budget: usize,
+    /// Calls started before this are the warm-up: made, not recorded.
+    measured_from: Instant,
     deadline: Instant,
 }
 
@@ -234,23 +268,23 @@ impl Caller {
         let mut outcome = Outcome::new();
         match scenario {
             Scenario::Fresh => {
-                while let Some(n) = self.take() {
+                while let Some(n) = self.take(&mut outcome) {
                     let draft_id = self.drafts[n].clone();
                     self.publish(&draft_id, &mut outcome).await;
                 }
             }
             Scenario::Repeat => {
-                while let Some(n) = self.take() {
+                while let Some(n) = self.take(&mut outcome) {
                     let draft_id = self.drafts[n % self.drafts.len()].clone();
                     self.publish(&draft_id, &mut outcome).await;
                 }
             }
             Scenario::Contended => self.contend(barrier, agreed, &mut outcome).await,
             Scenario::Mixed => {
-                while self.take().is_some() {
+                while self.take(&mut outcome).is_some() {
                     let started = Instant::now();
                     let created = create(&mut self.client, &self.organization_id).await;
-                    outcome.record(started, &created);
+                    outcome.record_from(self.measured_from, started, &created);
                     if let Ok(draft_id) = created {
                         self.publish(&draft_id, &mut outcome).await;
                     }
@@ -260,20 +294,26 @@ impl Caller {
         outcome
     }
 
-    /// The number of the next call, while budget and time last.
-    fn take(&self) -> Option<usize> {
+    /// The number of the next call, while budget and time last; a budget
+    /// spent before the deadline marks the outcome exhausted.
+    fn take(&self, outcome: &mut Outcome) -> Option<usize> {
         if Instant::now() >= self.deadline {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        (n < self.budget).then_some(n)
+        if n >= self.budget {
+            outcome.exhausted = true;
+            return None;
+        }
+        Some(n)
     }
 
-    /// Publishes and records the call; the event id when it answered OK.
+    /// Publishes and records the call (unless it is part of the warm-up);
+    /// the event id when it answered OK.
     async fn publish(&mut self, draft_id: &str, outcome: &mut Outcome) -> Option<String> {
         let started = Instant::now();
         let result = publish_draft(&mut self.client, &self.organization_id, draft_id).await;
-        outcome.record(started, &result);
+        outcome.record_from(self.measured_from, started, &result);
         result.ok()
     }
 

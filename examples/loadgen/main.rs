@@ -6,19 +6,53 @@
 //!         --scenario fresh,repeat --concurrency 1,8,32,128
 //!
 //! `scripts/bench.sh` runs it side by side with pgbench; see BENCHMARKS.md.
+//! Its subcommands hold the rest of the benchmark's logic, so that the script
+//! stays a list of steps: `pgbench` summarises a pgbench run, `callgrind`
+//! turns two callgrind dumps into instructions per call, `lag` and
+//! `idle-watch` measure the change feed, `median` reads a figure back for the
+//! next step, `report` turns one run's JSON lines into BENCHMARKS.md's tables.
 
+mod callgrind;
+mod feed;
 mod load;
+mod pgbench;
+mod procfs;
+mod report;
 
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use load::{Load, Outcome, Scenario};
 
 /// Callers that publish one draft together in the contended scenario.
 const CONTENDERS: usize = 64;
 
 #[derive(Debug, Parser)]
-#[command(about = "Drive a running DraftPublisher and measure it")]
+#[command(about = "Drive a running DraftPublisher and measure it", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Summarise a pgbench run as one JSON line shaped like a load run's.
+    Pgbench(pgbench::Args),
+    /// Server instructions per call from two callgrind dumps, as a JSON line.
+    Callgrind(callgrind::Args),
+    /// Delivery lag, publish to Watch and to JetStream, at a steady rate.
+    Lag(feed::LagArgs),
+    /// Server memory and CPU with many idle Watch streams open.
+    IdleWatch(feed::IdleArgs),
+    /// The median of one figure over a scenario's rounds.
+    Median(report::MedianArgs),
+    /// Print the markdown tables of one benchmark run's JSON lines.
+    Report(report::Args),
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// The service's address (only for benchmarking your own deployment).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -33,14 +67,35 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32, 128])]
     concurrency: Vec<usize>,
 
-    /// Calls per run at most (drafts are created for that many first; in the
-    /// mixed scenario a create + publish pair counts as one).
+    /// Calls per run at most, warm-up included (drafts are created for that
+    /// many first; in the mixed scenario a create + publish pair counts as
+    /// one). A run whose calls run out before its time says so
+    /// (`exhausted`).
     #[arg(long, default_value_t = 5000)]
     requests: usize,
 
-    /// Time per run at most (the contended scenario runs all its drafts).
+    /// Calls made before the clock starts, not counted (none in the
+    /// contended scenario).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+
+    /// Measured time per run at most, after the warm-up (the contended
+    /// scenario runs all its drafts).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+
+    /// Which server this is, for the JSON lines (service, floor, ...).
+    #[arg(long, default_value = "service")]
+    label: String,
+
+    /// The benchmark round this run belongs to, for the JSON lines.
+    #[arg(long, default_value_t = 1)]
+    round: u32,
+
+    /// The server's process id (on this machine): adds its peak RSS after
+    /// the run to the JSON line.
+    #[arg(long)]
+    server_pid: Option<u32>,
 
     /// One JSON object per run instead of a table.
     #[arg(long)]
@@ -68,7 +123,20 @@ impl From<ScenarioArg> for Scenario {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Pgbench(args)) => println!("{}", pgbench::summarise(&args)?),
+        Some(Command::Callgrind(args)) => println!("{}", callgrind::per_call(&args)?),
+        Some(Command::Lag(args)) => println!("{}", feed::lag(&args).await?),
+        Some(Command::IdleWatch(args)) => println!("{}", feed::idle_watch(&args).await?),
+        Some(Command::Median(args)) => println!("{:.0}", report::median(&args)?),
+        Some(Command::Report(args)) => print!("{}", report::tables(&args)?),
+        None => runs(cli.run).await?,
+    }
+    Ok(())
+}
+
+async fn runs(args: Args) -> anyhow::Result<()> {
     if !args.json {
         println!(
             "{:<10} {:>5} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}  errors",
@@ -84,11 +152,18 @@ async fn main() -> anyhow::Result<()> {
                 scenario,
                 concurrency,
                 requests: args.requests,
+                warmup: args.warmup,
                 duration: args.duration,
             };
             let outcome = load::run(&run).await?;
             if args.json {
-                println!("{}", json(&run, &outcome));
+                let mut line = json(&run, &outcome);
+                line["label"] = args.label.clone().into();
+                line["round"] = args.round.into();
+                if let Some(pid) = args.server_pid {
+                    line["server_peak_rss_mib"] = procfs::memory_mib(pid, "VmHWM")?.into();
+                }
+                println!("{line}");
             } else {
                 println!("{}", row(&run, &outcome));
             }
@@ -133,5 +208,6 @@ fn json(run: &Load, outcome: &Outcome) -> serde_json::Value {
         "p99_ms": millis(outcome, 0.99),
         "max_ms": outcome.latency_us.max() as f64 / 1000.0,
         "errors": outcome.errors,
+        "exhausted": outcome.exhausted,
     })
 }

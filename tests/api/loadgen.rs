@@ -19,6 +19,7 @@ async fn every_loadgen_scenario_is_answered_without_errors() {
             scenario,
             concurrency: 4,
             requests: 40,
+            warmup: Duration::ZERO,
             duration: Duration::from_secs(2),
         };
 
