@@ -72,3 +72,8 @@ pub const NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// PublishDraft and GetEvent calls without the database: about 16,000
 /// publications of typical size.
 pub const PUBLISHED_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Service name in traces when `OTEL_SERVICE_NAME` is unset.
+pub const TRACES_SERVICE_NAME: &str = "draft-publisher";
+/// How long shutdown waits for the last spans to reach the collector.
+pub const TRACES_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -7,6 +7,11 @@
 //! `organization_id`, `draft_id`, `event_id` and `outcome`, which the
 //! handlers record into it (see `api`). One `call finished` event closes it.
 //!
+//! In traces (see `telemetry::traces`) the same span is the server span:
+//! named `<service>/<method>`, with the gRPC semantic-convention attributes,
+//! and the child of the caller's span when the metadata carries a W3C
+//! `traceparent`.
+//!
 //! The status code is read from the answer's headers: a unary call that fails
 //! is answered with its status there ("trailers-only"), one that succeeds is
 //! OK. For a stream (health Watch, reflection) code and latency describe how
@@ -32,12 +37,14 @@ use tonic::{
 };
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::stream_errors::StreamError;
 use crate::{
     app::{ChangesWritten, PublishOutcome},
     metrics::{Metrics, code_name},
     proto::v1 as pb,
+    telemetry::traces,
 };
 
 /// Every method the server serves (`/package.Service/Method`), read from
@@ -99,6 +106,20 @@ fn status_code<B>(response: &http::Response<B>) -> Code {
     }
 }
 
+/// The codes that mark a server span as failed, by the gRPC semantic
+/// conventions; the others are the caller's mistakes or expected answers.
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
 impl<S> Service<http::Request<Body>> for Observe<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
@@ -115,8 +136,16 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let method = method_label(request.uri().path());
+        let (service, rpc) = method.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
         let span = tracing::info_span!(
             "grpc",
+            otel.name = method.trim_start_matches('/'),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = rpc,
+            rpc.grpc.status_code = Empty,
             method = request.uri().path(),
             caller = Empty,
             organization_id = Empty,
@@ -126,6 +155,8 @@ where
             code = Empty,
             latency_ms = Empty,
         );
+        // Without traces this is a no-op: the span has no OpenTelemetry side.
+        let _ = span.set_parent(traces::caller_context(request.headers()));
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
@@ -159,6 +190,10 @@ where
                 }
                 let span = tracing::Span::current();
                 span.record("code", code_name(code));
+                span.record("rpc.grpc.status_code", code as i32);
+                if is_server_error(code) {
+                    span.record("otel.status_code", "error");
+                }
                 // Microsecond precision, without binary noise in the printed value.
                 span.record("latency_ms", (elapsed.as_secs_f64() * 1e6).round() / 1e3);
                 if method.starts_with("/grpc.health.") {

@@ -30,4 +30,5 @@ mod scoped_credentials;
 mod server;
 mod tenant_isolation;
 mod tls;
+mod traces;
 mod update_draft;

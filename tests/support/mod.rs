@@ -17,7 +17,8 @@
 //!   streams with deadlines).
 //! - [`nats`]: private NATS JetStream servers and the stream as consumers
 //!   read it.
-//! - [`health`], [`metrics`]: what operators see.
+//! - [`health`], [`metrics`]: what operators see; [`collector`]: a fake
+//!   OpenTelemetry collector receiving the server's spans.
 //! - [`http2`]: hostile HTTP/2 peers, raw frames, and the victim they aim at.
 //! - [`wait`]: bounded waits on real conditions; [`net`], [`binary`]:
 //!   ports, connections and the `draft-publisher` binary.
@@ -29,6 +30,7 @@ pub mod app;
 pub mod assertions;
 pub mod binary;
 pub mod client;
+pub mod collector;
 pub mod database;
 pub mod fault_proxy;
 pub mod feed;
