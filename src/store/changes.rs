@@ -200,6 +200,11 @@ impl Store {
     }
 
     /// Up to `limit` of an organisation's changes after `after`, in order.
+    #[tracing::instrument(
+        name = "list_changes",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "list_changes")
+    )]
     pub async fn list_changes(
         &self,
         organization_id: OrganizationId,

@@ -30,6 +30,11 @@ struct RequestedDraftRow {
 impl Store {
     /// Inserts a draft; with a request_id, the unique constraint on
     /// (organization_id, request_id) makes concurrent retries meet one row.
+    #[tracing::instrument(
+        name = "create_draft",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "create_draft")
+    )]
     pub async fn create_draft(
         &self,
         id: DraftId,
@@ -93,6 +98,11 @@ impl Store {
         Ok(CreatedDraft::Existing(existing.draft.into()))
     }
 
+    #[tracing::instrument(
+        name = "get_draft",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "get_draft")
+    )]
     pub async fn get_draft(
         &self,
         organization_id: OrganizationId,
@@ -119,6 +129,11 @@ impl Store {
     /// Replaces the content of an unpublished draft, if it is still at
     /// `version`; `Error::DraftChanged` when it changed (or was published)
     /// meanwhile.
+    #[tracing::instrument(
+        name = "update_draft_content",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "update_draft_content")
+    )]
     pub async fn update_draft_content(
         &self,
         draft: &Draft,
@@ -155,6 +170,11 @@ impl Store {
 
     /// One page of an organisation's drafts after `after`, oldest first.
     /// Fetches one row more than the page to tell whether another page follows.
+    #[tracing::instrument(
+        name = "list_drafts",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "list_drafts")
+    )]
     pub async fn list_drafts(
         &self,
         organization_id: OrganizationId,

@@ -84,6 +84,11 @@ static GET_EVENT: LazyLock<String> = LazyLock::new(|| {
 impl Store {
     /// Publishes the draft as event `event_id` going live at `publish_time`
     /// (see [`PUBLISH`]); `None` when the organisation has no such draft.
+    #[tracing::instrument(
+        name = "publish",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "publish")
+    )]
     pub async fn publish(
         &self,
         organization_id: OrganizationId,
@@ -117,6 +122,11 @@ impl Store {
     /// Flags a draft publishable after the domain found its content complete
     /// (a draft written before the flag existed); `Error::DraftChanged` when
     /// it changed meanwhile.
+    #[tracing::instrument(
+        name = "mark_publishable",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "mark_publishable")
+    )]
     pub async fn mark_publishable(&self, draft: &Draft) -> Result<(), Error> {
         let mut work = self.connection().await?;
         let updated = sqlx::query(
@@ -136,6 +146,11 @@ impl Store {
         if updated.rows_affected() == 1 { Ok(()) } else { Err(Error::DraftChanged) }
     }
 
+    #[tracing::instrument(
+        name = "get_event",
+        skip_all,
+        fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "get_event")
+    )]
     pub async fn get_event(
         &self,
         organization_id: OrganizationId,

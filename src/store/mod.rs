@@ -1,6 +1,10 @@
 //! All SQL lives here. Every statement is a plain string, exercised by the
 //! integration tests against a real PostgreSQL; callers get domain values and
 //! the store's own [`Error`], never rows or `sqlx` errors.
+//!
+//! Each operation a call makes is a span of its own (`#[instrument]` with
+//! `skip_all`): in traces, a database child span named for the statement,
+//! carrying `db.system` and `db.operation.name` and never a parameter.
 
 mod audit;
 mod changes;

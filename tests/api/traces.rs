@@ -87,7 +87,7 @@ fn assert_no_secret(spans: &[ReceivedSpan], secrets: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_with_a_traceparent_is_a_server_span_in_the_callers_trace() {
+async fn a_call_with_a_traceparent_is_a_server_span_in_the_callers_trace_with_database_spans() {
     let collector = Collector::start().await;
     let mut server = Traced::serve(&collector.endpoint()).await;
     let client = server.client().await;
@@ -108,6 +108,15 @@ async fn a_call_with_a_traceparent_is_a_server_span_in_the_callers_trace() {
     assert_eq!(span.attribute("rpc.service").as_deref(), Some("draftpublisher.v1.DraftPublisher"));
     assert_eq!(span.attribute("rpc.method").as_deref(), Some("CreateDraft"));
     assert_eq!(span.attribute("rpc.grpc.status_code").as_deref(), Some("0"));
+    let statements: Vec<_> =
+        collector.spans().into_iter().filter(|s| s.parent_span_id() == span.span_id()).collect();
+    assert!(!statements.is_empty(), "no database span under {}", span.name());
+    for statement in &statements {
+        assert_eq!(statement.trace_id(), TRACE_ID);
+        assert_eq!(statement.name(), "create_draft");
+        assert_eq!(statement.attribute("db.system").as_deref(), Some("postgresql"));
+        assert_eq!(statement.attribute("db.operation.name").as_deref(), Some("create_draft"));
+    }
     assert_no_secret(&collector.spans(), &[TOKEN, "confidential", "Talks and pizza"]);
 }
 
