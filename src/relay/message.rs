@@ -1,9 +1,13 @@
 //! One change as a NATS message: CloudEvents 1.0 in binary mode on NATS
 //! headers, the serialized `EventChange` as payload, and the change id as
 //! `Nats-Msg-Id` for JetStream's deduplication.
+//!
+//! In traces a batch is one `relay` span, with a producer span per message
+//! from its send to its PubAck (subject and change id, never the payload).
 
 use async_nats::{HeaderMap, jetstream};
 use prost::Message as _;
+use tracing::{Span, field::Empty};
 
 use crate::{
     api::encode,
@@ -36,6 +40,7 @@ pub fn headers(change: &EventChange) -> HeaderMap {
 /// ids JetStream acknowledged (new or duplicate) up to the first failure,
 /// and that failure. Changes after a failure are not counted as sent even if
 /// JetStream stored them: their resend is a duplicate.
+#[tracing::instrument(name = "relay", skip_all, fields(messaging.batch.message_count = changes.len()))]
 pub async fn publish_in_order(
     jetstream: &jetstream::Context,
     changes: &[EventChange],
@@ -46,22 +51,40 @@ pub async fn publish_in_order(
         let message = jetstream::message::PublishMessage::build()
             .headers(headers(change))
             .payload(encode::event_change(change.clone()).encode_to_vec().into());
-        match jetstream.send_publish(subject(change), message).await {
-            Ok(ack) => pending.push((change.id(), ack)),
+        let subject = subject(change);
+        let span = publish_span(&subject, change.id());
+        match jetstream.send_publish(subject, message).await {
+            Ok(ack) => pending.push((change.id(), ack, span)),
             Err(error) => {
+                span.record("otel.status_code", "error");
                 failure = Some(anyhow::Error::new(error).context(format!("publishing {}", change.id())));
                 break;
             }
         }
     }
     let mut sent = Vec::with_capacity(pending.len());
-    for (id, ack) in pending {
+    for (id, ack, span) in pending {
         match ack.await {
             Ok(_) => sent.push(id),
             Err(error) => {
+                span.record("otel.status_code", "error");
                 return (sent, Some(anyhow::Error::new(error).context(format!("acknowledging {id}"))));
             }
         }
     }
     (sent, failure)
+}
+
+/// One message's span: it ends when dropped, after its PubAck.
+fn publish_span(subject: &str, id: ChangeId) -> Span {
+    tracing::info_span!(
+        "publish",
+        otel.name = "send draftpublisher.v1.events",
+        otel.kind = "producer",
+        otel.status_code = Empty,
+        messaging.system = "nats",
+        messaging.operation.type = "send",
+        messaging.destination.name = subject,
+        messaging.message.id = %id,
+    )
 }

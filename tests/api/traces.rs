@@ -14,6 +14,7 @@ use crate::support::{
     binary,
     collector::{Collector, ReceivedSpan, SilentCollector},
     health::{self, ServingStatus},
+    nats::NatsServer,
     net, wait, *,
 };
 
@@ -21,6 +22,7 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
 const TOKEN: &str = "s3cr3t-trace-token-0123456789";
 const SERVER_KIND: i32 = 2;
+const PRODUCER_KIND: i32 = 4;
 
 /// A `draft-publisher serve` process exporting traces to `endpoint`, killed
 /// when dropped.
@@ -32,10 +34,15 @@ struct Traced {
 
 impl Traced {
     async fn serve(endpoint: &str) -> Self {
+        Self::serve_with(endpoint, &[]).await
+    }
+
+    async fn serve_with(endpoint: &str, args: &[&str]) -> Self {
         let database = TestDatabase::new();
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let child = binary::command(&database.url)
             .args(["serve", "--listen-addr", &addr.to_string()])
+            .args(args)
             .env("DRAFT_PUBLISHER_AUTH_TOKENS", TOKEN)
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
             .env_remove("OTEL_SERVICE_NAME")
@@ -133,6 +140,34 @@ async fn a_call_without_a_traceparent_starts_a_trace_and_records_its_status() {
     assert_eq!(span.attribute("rpc.grpc.status_code"), Some((refused.code() as i32).to_string()));
     assert_eq!(span.parent_span_id(), "");
     assert_ne!(span.trace_id(), TRACE_ID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_nats_publish_is_a_producer_span_under_its_relay_batch() {
+    let collector = Collector::start().await;
+    let nats = NatsServer::start().await;
+    let server = Traced::serve_with(&collector.endpoint(), &["--nats-url", &nats.url]).await;
+    let client = server.client().await;
+    let org = new_id();
+    let draft = client.complete_draft(&org).await;
+    client.publish(&org, &draft.id).await.expect("PublishDraft answers OK");
+    let message = nats.until_messages(&org, 1).await.remove(0);
+    let id = message.headers["Nats-Msg-Id"].clone();
+
+    let publish = wait::until_some("the publish span received", Duration::from_secs(15), || {
+        let spans = collector.spans();
+        std::future::ready(
+            spans.into_iter().find(|s| s.attribute("messaging.message.id").as_deref() == Some(id.as_str())),
+        )
+    })
+    .await;
+    let relay = collector.span_named("relay", Duration::from_secs(5)).await;
+    assert_eq!(publish.name(), "send draftpublisher.v1.events");
+    assert_eq!(publish.parent_span_id(), relay.span_id());
+    assert_eq!(publish.span.kind, PRODUCER_KIND);
+    assert_eq!(publish.attribute("messaging.system").as_deref(), Some("nats"));
+    assert_eq!(publish.attribute("messaging.destination.name"), Some(message.subject));
+    assert_no_secret(&collector.spans(), &[TOKEN, "Talks and pizza"]);
 }
 
 /// An unreachable collector (nothing listening) and one that never answers:
