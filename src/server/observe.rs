@@ -136,7 +136,8 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let method = method_label(request.uri().path());
-        let (service, rpc) = method.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
+        // None for `unknown`: the attributes are then left out.
+        let (service, rpc) = method.trim_start_matches('/').split_once('/').unzip();
         let span = tracing::info_span!(
             "grpc",
             otel.name = method.trim_start_matches('/'),
