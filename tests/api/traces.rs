@@ -13,6 +13,7 @@ use tonic::{Request, metadata::MetadataValue};
 use crate::support::{
     binary,
     collector::{Collector, ReceivedSpan, SilentCollector},
+    database,
     health::{self, ServingStatus},
     nats::NatsServer,
     net, wait, *,
@@ -198,5 +199,20 @@ async fn an_absent_or_silent_collector_changes_no_answer() {
             "{endpoint}: shutdown took {:?}",
             stopping.elapsed()
         );
+    }
+}
+
+#[test]
+fn an_endpoint_the_exporter_cannot_use_stops_start_up_naming_the_variable() {
+    for endpoint in ["not a url", "https://127.0.0.1:4317"] {
+        let output = binary::command(database::UNREACHABLE_DATABASE_URL)
+            .args(["serve", "--listen-addr", "127.0.0.1:0"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .output()
+            .expect("draft-publisher runs");
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{endpoint}: {stderr}");
+        assert!(stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{endpoint}: {stderr}");
     }
 }
