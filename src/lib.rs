@@ -34,7 +34,8 @@
 //!   the classification of database errors by SQLSTATE and constraint name
 //!   (`store/error.rs`). The schema in `migrations/` makes the invariants the
 //!   database's job: one event per draft, one draft per event, no orphans.
-//! - `health`, `metrics`, `shutdown`, [`telemetry`]: operations.
+//! - `health`, `metrics`, `shutdown`, [`telemetry`] (logs and OpenTelemetry
+//!   traces): operations.
 //! - [`audit`]: the `audit` command, which checks the invariants on a live
 //!   database.
 //! - [`proto`]: the code generated from `proto/`.
