@@ -281,7 +281,14 @@ fn service_vs_pgbench(r: &Results, out: &mut String) -> anyhow::Result<()> {
     if r.levels.is_empty() {
         return Ok(());
     }
-    let rounds = r.runs.values().map(|v| v.len()).max().unwrap_or_default();
+    // Rounds of the service's own runs (the feed part has rounds of its own).
+    let rounds = r
+        .runs
+        .iter()
+        .filter(|((kind, _, label, _), _)| *kind == "scenario" && label == "service")
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or_default();
     writeln!(
         out,
         "Service vs pgbench (median of {rounds} rounds, range in brackets; ratio = median of per-round ratios)"
