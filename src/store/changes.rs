@@ -272,8 +272,17 @@ impl Store {
     /// due; 0 when every due change is sent.
     pub async fn oldest_unsent_age(&self, now: Timestamp) -> Result<f64, Error> {
         let mut work = self.connection().await?;
+        // Two index-backed parts (the unsent and the unpositioned partial
+        // indexes) rather than one condition that would scan the table.
         let oldest: Option<OffsetDateTime> = sqlx::query_scalar(
-            "SELECT min(change_time) FROM event_changes WHERE sent_time IS NULL AND change_time <= $1",
+            r#"
+            SELECT least(
+                (SELECT min(change_time) FROM event_changes
+                 WHERE sent_time IS NULL AND position IS NOT NULL),
+                (SELECT min(change_time) FROM event_changes
+                 WHERE position IS NULL AND change_time <= $1)
+            )
+            "#,
         )
         .bind(now.as_datetime())
         .persistent(self.named_statements())
