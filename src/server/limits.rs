@@ -5,7 +5,9 @@
 //!
 //! A call takes a slot only once its request message has arrived: a peer
 //! that opens streams and sends no message (HEADERS only) must not hold the
-//! slots of well-behaved callers until the request timeout.
+//! slots of well-behaved callers until the request timeout. A request whose
+//! message prefix announces more than `--max-message-bytes` is refused on
+//! that prefix, its body unread, and the connection goes on serving.
 //!
 //! Every refusal is a proper gRPC status built from a `Refusal` (not a
 //! transport error or an HTTP status), so clients see `DEADLINE_EXCEEDED`
@@ -38,6 +40,10 @@ const UNLIMITED_PREFIX: &str = "/grpc.health.v1.Health/";
 
 /// A gRPC message's prefix: a compression flag and a 4-byte length.
 const MESSAGE_PREFIX_BYTES: usize = 5;
+
+/// The methods `--max-message-bytes` limits: the service's own (reflection's
+/// stream and health are not).
+const SIZE_LIMITED_PREFIX: &str = "/draftpublisher.v1.DraftPublisher/";
 
 #[derive(Debug, Clone)]
 pub struct CallLimitsLayer {
@@ -94,6 +100,7 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let limited = !request.uri().path().starts_with(UNLIMITED_PREFIX);
+        let size_limited = request.uri().path().starts_with(SIZE_LIMITED_PREFIX);
         // The clone that was not polled ready stays behind for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -107,6 +114,13 @@ where
                 else {
                     return Ok(reject(Refusal::RequestMessageTimeout(wait.timeout)));
                 };
+                // Refused on its prefix, its body unread: RESOURCE_EXHAUSTED
+                // with a reason, where tonic's own limit would answer
+                // OUT_OF_RANGE without one after buffering it.
+                let size = body.declared.map(|len| (len - MESSAGE_PREFIX_BYTES) as u64);
+                if let Some(size) = size.filter(|size| size_limited && *size > wait.max_bytes as u64) {
+                    return Ok(reject(Refusal::MessageTooLarge { size, max: wait.max_bytes }));
+                }
                 let Ok(permit) = limits.in_flight.try_acquire_owned() else {
                     return Ok(reject(Refusal::Overloaded));
                 };
@@ -152,7 +166,7 @@ async fn first_message(mut body: Body, max_bytes: usize) -> Replay {
             break false;
         }
     };
-    Replay { read, rest: (!ended).then_some(body) }
+    Replay { read, rest: (!ended).then_some(body), declared: message_length(&prefix) }
 }
 
 /// The bytes the message announced by `prefix` takes, prefix included.
@@ -165,6 +179,8 @@ fn message_length(prefix: &[u8]) -> Option<usize> {
 struct Replay {
     read: VecDeque<Result<Frame<Bytes>, Status>>,
     rest: Option<Body>,
+    /// The first message's length as its prefix announced it, prefix included.
+    declared: Option<usize>,
 }
 
 impl http_body::Body for Replay {

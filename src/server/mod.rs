@@ -4,7 +4,7 @@
 //! then drains the calls in flight for at most the grace period.
 //!
 //! `connection` (handshake, stalls, end of life), `stalls`, `limits` (with
-//! `deadline`), `message_size`, `observe` with `stream_errors`, and `tls`
+//! `deadline` and the request size limit), `observe` with `stream_errors`, and `tls`
 //! hold the parts, `http2` the connection limits; this file only wires them.
 
 mod connection;
@@ -12,7 +12,6 @@ mod deadline;
 mod handshake;
 mod http2;
 mod limits;
-mod message_size;
 mod observe;
 mod stalls;
 mod stream_errors;
@@ -35,7 +34,6 @@ use tonic_health::ServingStatus;
 use self::{
     connection::{ConnectionDeadlines, GuardedIo},
     limits::{CallLimitsLayer, MessageWait},
-    message_size::MessageSizeLayer,
     observe::ObserveLayer,
     stalls::StallsLayer,
 };
@@ -203,7 +201,6 @@ pub async fn serve(
         .layer(ObserveLayer::new(metrics))
         .layer(StallsLayer::new(answers))
         .layer(CallLimitsLayer::new(settings.request_timeout, message_wait, settings.max_concurrent_calls))
-        .layer(MessageSizeLayer::new(settings.max_message_size))
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
