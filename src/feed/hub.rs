@@ -23,11 +23,14 @@ pub(super) async fn run(feed: Feed, store: Store, mut stop: watch::Receiver<bool
             () = stopped(&mut stop) => break,
         }
         if !known {
-            // Start from the top: watchers read their backlog themselves.
+            // Start from the top, and wake every watcher once: one that read
+            // the database before another replica positioned a change at or
+            // below this top would otherwise wait for the next change.
             match store.top_position().await {
                 Ok(top) => (seen, known) = (top, true),
                 Err(_) => continue,
             }
+            feed.wake_all();
         }
         if !feed.has_watchers() {
             continue;

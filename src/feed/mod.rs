@@ -123,6 +123,15 @@ impl Feed {
         watched.retain(|_, sender| sender.receiver_count() > 0);
     }
 
+    /// Wakes every watcher of this replica: each reads again after its
+    /// cursor, so a spurious wake-up costs one read and skips nothing.
+    fn wake_all(&self) {
+        let watched = self.inner.watched.lock().unwrap_or_else(|e| e.into_inner());
+        for sender in watched.values() {
+            sender.send_modify(|_| {});
+        }
+    }
+
     fn has_watchers(&self) -> bool {
         self.inner.top.receiver_count() > 0
             || !self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
