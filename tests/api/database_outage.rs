@@ -88,6 +88,12 @@ async fn an_exhausted_pool_is_unavailable_after_the_acquire_timeout() {
 async fn a_statement_over_the_statement_timeout_is_unavailable() {
     let app =
         TestApp::builder().pool(|pool| pool.statement_timeout = Duration::from_millis(300)).spawn().await;
+    assert_a_publish_held_past_the_statement_timeout_is_unavailable(&app).await;
+}
+
+/// A publish held on a row lock past a short statement timeout (the
+/// server's, 300 ms): UNAVAILABLE within 5 s, and no event left behind.
+pub async fn assert_a_publish_held_past_the_statement_timeout_is_unavailable(app: &TestApp) {
     let draft = app.complete_draft(&new_id()).await;
     let holder = app.hold_draft(&draft.id).await;
 

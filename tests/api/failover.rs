@@ -22,6 +22,7 @@ use crate::support::{
     fault_proxy::FaultProxy,
     health::{ServingStatus, until_health},
     pg_cluster::PgCluster,
+    rows::told_events_found,
     *,
 };
 
@@ -143,15 +144,7 @@ async fn fail_over(synchronous: bool) -> Failover {
         .iter()
         .map(|(d, e)| (d.parse::<uuid::Uuid>().unwrap(), e.parse::<uuid::Uuid>().unwrap()))
         .unzip();
-    let found: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events e JOIN unnest($1::uuid[], $2::uuid[]) AS told (draft_id, event_id)
-         ON e.id = told.event_id AND e.draft_id = told.draft_id",
-    )
-    .bind(&drafts)
-    .bind(&events)
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let found = told_events_found(&db, &drafts, &events).await;
     let audit = run_audit(&standby.url(DATABASE));
     assert_eq!(audit.code, Some(0), "audit after the failover: {audit:?}");
     let outcome = Failover {

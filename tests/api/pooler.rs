@@ -3,15 +3,10 @@
 //! keeps no session state across transactions and refuses the `options`
 //! startup parameter. The same guarantees hold there.
 
-use std::{
-    net::SocketAddr,
-    process::Child,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, process::Child, time::Duration};
 
 use draft_publisher::proto::v1 as pb;
 use sqlx::{Connection, Row};
-use tonic::Code;
 
 use crate::{
     races::{assert_invariants, concurrent_publishers_race},
@@ -163,14 +158,6 @@ async fn the_statement_timeout_holds_through_a_transaction_pooler() {
         .pool(|pool| pool.statement_timeout = Duration::from_millis(300))
         .spawn()
         .await;
-    let draft = app.complete_draft(&new_id()).await;
-    let holder = app.hold_draft(&draft.id).await;
 
-    let started = Instant::now();
-    let status = app.publish(&draft.organization_id, &draft.id).await.unwrap_err();
-
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert_error(&status, Code::Unavailable, "DATABASE_UNAVAILABLE");
-    holder.rollback().await.unwrap();
-    assert_eq!(app.count("SELECT count(*) FROM events").await, 0, "the cancelled publish left an event");
+    crate::database_outage::assert_a_publish_held_past_the_statement_timeout_is_unavailable(&app).await;
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     callers::*,
     harness::Deployment,
-    support::{pg_cluster::StopMode, *},
+    support::{pg_cluster::StopMode, rows::told_events_found, *},
 };
 
 const REPLICAS: usize = 3;
@@ -142,15 +142,7 @@ async fn steady_load(mut deployment: Deployment, name: &str) {
         .collect();
     let (drafts, events): (Vec<Uuid>, Vec<Uuid>) = told_pairs.into_iter().unzip();
     let db = deployment.db().await;
-    let matching: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events e JOIN unnest($1::uuid[], $2::uuid[]) AS t(draft_id, event_id)
-         ON e.id = t.event_id AND e.draft_id = t.draft_id",
-    )
-    .bind(&drafts)
-    .bind(&events)
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let matching = told_events_found(&db, &drafts, &events).await;
     assert_eq!(matching, events.len() as i64, "every event id told exists, for its draft");
     let all_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db).await.unwrap();
     assert_eq!(all_events, events.len() as i64, "no event nobody was told about");

@@ -7,6 +7,20 @@ use uuid::Uuid;
 use crate::support::TestApp;
 
 /// Inserts event `event_id` as a copy of draft `draft_id`'s content.
+/// How many of the (draft, event) pairs callers were told exist as events
+/// of that draft: I5, every event id told exists, for its draft.
+pub async fn told_events_found<'e>(db: impl PgExecutor<'e>, drafts: &[Uuid], events: &[Uuid]) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events e JOIN unnest($1::uuid[], $2::uuid[]) AS told (draft_id, event_id)
+         ON e.id = told.event_id AND e.draft_id = told.draft_id",
+    )
+    .bind(drafts)
+    .bind(events)
+    .fetch_one(db)
+    .await
+    .expect("events readable")
+}
+
 pub async fn insert_event_copy<'e>(db: impl PgExecutor<'e>, event_id: Uuid, draft_id: Uuid) {
     sqlx::query(
         "INSERT INTO events (id, organization_id, draft_id, title, description, location,
