@@ -102,7 +102,7 @@ impl Metrics {
         .expect("valid metric");
         let changes_sent = IntCounter::new(
             "draftpublisher_event_changes_sent_total",
-            "Event changes acknowledged by NATS JetStream (new or duplicate) and marked sent by this server",
+            "Event changes acknowledged by NATS JetStream (new or duplicate) and recorded as sent by this server",
         )
         .expect("valid metric");
         let relay_errors = IntCounter::new(

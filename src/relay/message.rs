@@ -36,15 +36,16 @@ pub fn headers(change: &EventChange) -> HeaderMap {
     headers
 }
 
-/// Publishes the changes in order, all in flight at once, and returns the
-/// ids JetStream acknowledged (new or duplicate) up to the first failure,
-/// and that failure. Changes after a failure are not counted as sent even if
-/// JetStream stored them: their resend is a duplicate.
+/// Publishes the changes in order, all in flight at once, and returns how
+/// many of them, from the first, JetStream acknowledged (new or duplicate)
+/// before the first failure, and that failure. Changes after a failure are
+/// not counted as sent even if JetStream stored them: their resend is a
+/// duplicate.
 #[tracing::instrument(name = "relay", skip_all, fields(messaging.batch.message_count = changes.len()))]
 pub async fn publish_in_order(
     jetstream: &jetstream::Context,
     changes: &[EventChange],
-) -> (Vec<ChangeId>, Option<anyhow::Error>) {
+) -> (usize, Option<anyhow::Error>) {
     let mut pending = Vec::with_capacity(changes.len());
     let mut failure = None;
     for change in changes {
@@ -62,17 +63,14 @@ pub async fn publish_in_order(
             }
         }
     }
-    let mut sent = Vec::with_capacity(pending.len());
-    for (id, ack, span) in pending {
-        match ack.await {
-            Ok(_) => sent.push(id),
-            Err(error) => {
-                span.record("otel.status_code", "error");
-                return (sent, Some(anyhow::Error::new(error).context(format!("acknowledging {id}"))));
-            }
+    let in_flight = pending.len();
+    for (acknowledged, (id, ack, span)) in pending.into_iter().enumerate() {
+        if let Err(error) = ack.await {
+            span.record("otel.status_code", "error");
+            return (acknowledged, Some(anyhow::Error::new(error).context(format!("acknowledging {id}"))));
         }
     }
-    (sent, failure)
+    (in_flight, failure)
 }
 
 /// One message's span: it ends when dropped, after its PubAck.

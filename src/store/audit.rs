@@ -210,12 +210,14 @@ const CHECKS: [(ViolationKind, &str); 9] = [
     ),
 ];
 
-/// C4, run only when asked: changes due before `$1` and still unsent.
+/// C4, run only when asked: changes due before `$1` and still unsent (not
+/// positioned yet, or positioned after the relay's progress).
 const UNSENT_CHECK: &str = r#"
     SELECT ARRAY[]::uuid[] AS draft_ids, ARRAY[event_id] AS event_ids,
            'change kind ' || kind || ' due at ' || change_time || ', not acknowledged by NATS' AS detail
     FROM event_changes
-    WHERE sent_time IS NULL AND change_time < $1
+    WHERE (position IS NULL OR position > (SELECT position FROM relay_progress))
+      AND change_time < $1
 "#;
 
 /// What every check selects.

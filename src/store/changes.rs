@@ -13,7 +13,7 @@ use super::{
     Answer, Error, Store,
     rows::{EVENT_COLUMNS, EventRow},
 };
-use crate::domain::{ChangeId, ChangeKind, Event, EventChange, OrganizationId, Position, Timestamp};
+use crate::domain::{ChangeKind, Event, EventChange, OrganizationId, Position, Timestamp};
 
 /// Advisory lock keys (`pg_*_advisory_xact_lock`): one sequencer pass, and
 /// one relay batch, at a time across every replica. Transaction-scoped, so
@@ -234,7 +234,10 @@ impl Store {
     /// Opens a relay batch: the oldest positioned changes not yet sent, when
     /// no other replica's relay holds the relay lock; `None` when one does.
     pub async fn begin_relay_batch(&self, limit: i64) -> Result<Option<RelayBatch>, Error> {
-        let mut tx = self.transaction().await?;
+        // A relay whose host vanishes leaves this transaction idle, holding
+        // the lock, until PostgreSQL notices: bound that, so another replica
+        // resends well within the stream's duplicate window.
+        let mut tx = self.transaction("SET LOCAL idle_in_transaction_session_timeout = '60s'").await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK)
             .persistent(self.named_statements())
@@ -244,17 +247,9 @@ impl Store {
         if !locked {
             return Ok(None);
         }
-        // A relay whose host vanishes leaves this transaction idle, holding
-        // the lock, until PostgreSQL notices: bound that, so another replica
-        // resends well within the stream's duplicate window.
-        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = '60s'")
-            .persistent(self.named_statements())
-            .execute(&mut *tx)
-            .within(&self.answer_within)
-            .await?;
         let rows = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(format!(
             r#"{}
-            WHERE c.sent_time IS NULL AND c.position IS NOT NULL
+            WHERE c.position > (SELECT position FROM relay_progress)
             ORDER BY c.position
             LIMIT $1
             "#,
@@ -272,13 +267,14 @@ impl Store {
     /// due; 0 when every due change is sent.
     pub async fn oldest_unsent_age(&self, now: Timestamp) -> Result<f64, Error> {
         let mut work = self.connection().await?;
-        // Two index-backed parts (the unsent and the unpositioned partial
-        // indexes) rather than one condition that would scan the table.
+        // Two index-backed parts (positions after the relay's progress, and
+        // the unpositioned partial index) rather than one condition that
+        // would scan the table.
         let oldest: Option<OffsetDateTime> = sqlx::query_scalar(
             r#"
             SELECT least(
                 (SELECT min(change_time) FROM event_changes
-                 WHERE sent_time IS NULL AND position IS NOT NULL),
+                 WHERE position > (SELECT position FROM relay_progress)),
                 (SELECT min(change_time) FROM event_changes
                  WHERE position IS NULL AND change_time <= $1)
             )
@@ -303,25 +299,16 @@ pub struct RelayBatch {
 }
 
 impl RelayBatch {
-    /// Records the acknowledged changes as sent and ends the batch.
-    pub async fn mark_sent(mut self, sent: &[ChangeId], now: Timestamp) -> Result<(), Error> {
-        if !sent.is_empty() {
-            let event_ids: Vec<Uuid> = sent.iter().map(|id| id.event_id.as_uuid()).collect();
-            let kinds: Vec<i16> = sent.iter().map(|id| id.kind.code()).collect();
-            sqlx::query(
-                r#"
-                UPDATE event_changes c
-                SET sent_time = $3
-                FROM unnest($1::uuid[], $2::smallint[]) AS sent (event_id, kind)
-                WHERE c.event_id = sent.event_id AND c.kind = sent.kind AND c.sent_time IS NULL
-                "#,
-            )
-            .bind(&event_ids)
-            .bind(&kinds)
-            .bind(now.as_datetime())
-            .persistent(self.named_statements)
-            .execute(&mut *self.tx)
-            .await?;
+    /// Records that JetStream acknowledged every change up to `last` (the
+    /// position of the batch's last acknowledged change) and ends the batch.
+    pub async fn mark_sent_through(mut self, last: Option<Position>, now: Timestamp) -> Result<(), Error> {
+        if let Some(last) = last {
+            sqlx::query("UPDATE relay_progress SET position = $1, update_time = $2 WHERE position < $1")
+                .bind(last.get())
+                .bind(now.as_datetime())
+                .persistent(self.named_statements)
+                .execute(&mut *self.tx)
+                .await?;
         }
         self.tx.commit().await?;
         Ok(())

@@ -249,15 +249,12 @@ impl Store {
         })
     }
 
-    /// A transaction of its own (behind a transaction pooler, one that sets
-    /// the statement timeout).
-    async fn transaction(&self) -> Result<Transaction<'static, Postgres>, Error> {
-        Ok(match &self.begin {
-            None => self.pool.begin().await?,
-            Some(begin) => {
-                self.pool.begin_with(AssertSqlSafe(begin.to_string())).within(&self.answer_within).await?
-            }
-        })
+    /// A transaction of its own that begins with `settings` (`SET LOCAL …`)
+    /// in the same round trip (behind a transaction pooler, after the
+    /// statement timeout's).
+    async fn transaction(&self, settings: &str) -> Result<Transaction<'static, Postgres>, Error> {
+        let begin = self.begin.as_deref().unwrap_or("BEGIN");
+        self.pool.begin_with(AssertSqlSafe(format!("{begin}; {settings}"))).within(&self.answer_within).await
     }
 
     /// Whether statements may be prepared once per session and named: not

@@ -59,3 +59,37 @@ async fn events_published_before_the_feed_get_their_changes_in_time_order() {
     let mut watcher = app.watch(&org.to_string(), &changes[3].cursor).await;
     assert!(watcher.is_quiet_for(Duration::from_millis(700)).await, "nothing released early");
 }
+
+/// Migration 0004 replaces the per-change marks with one progress position:
+/// the relay resumes after the last change sent before it, and sends every
+/// later one.
+#[tokio::test]
+async fn the_relay_resumes_after_the_last_change_marked_sent_before_the_progress_row() {
+    let database = TestDatabase::new();
+    draft_publisher::Store::create_database_if_missing(&database.url).await.unwrap();
+    let db = PgPoolOptions::new().max_connections(2).connect(&database.url).await.unwrap();
+    let migrator = Migrator::new(Path::new("migrations")).await.unwrap();
+    migrator.run_to(3, &db).await.expect("the schema before 0004");
+    let org = uuid::Uuid::now_v7();
+    // As the earlier relay left them: positioned 1..=4, the first two sent.
+    for position in 1..=4_i64 {
+        let event = publish_v1(&db, org, "-1 minute").await;
+        sqlx::query(
+            "INSERT INTO event_changes (event_id, kind, organization_id, change_time, position, sent_time)
+             VALUES ($1, 2, $2, now(), $3, CASE WHEN $3 <= 2 THEN now() END)",
+        )
+        .bind(event)
+        .bind(org)
+        .bind(position)
+        .execute(&db)
+        .await
+        .expect("a change as the earlier relay left it");
+    }
+
+    migrator.run(&db).await.expect("migration 0004");
+
+    let progress: i64 =
+        sqlx::query_scalar("SELECT position FROM relay_progress").fetch_one(&db).await.unwrap();
+    assert_eq!(progress, 2, "just after the last change sent");
+    assert_eq!(unsent_changes(&db).await, 2);
+}

@@ -214,12 +214,8 @@ async fn every_watcher_and_the_stream_get_every_change_once_through_crashes_and_
         assert_eq!(got, want, "the stream of {org}: every change once, in feed order");
     }
     let db = deployment.db().await;
-    until("every change marked sent", Duration::from_secs(30), || async {
-        let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM event_changes WHERE sent_time IS NULL")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        unsent == 0
+    until("every change recorded as sent", Duration::from_secs(30), || async {
+        unsent_changes(&db).await == 0
     })
     .await;
     for (error, _) in stats.errors() {

@@ -12,6 +12,18 @@ use crate::support::{TestClient, wait::until_some};
 /// Longest a change may take to reach a reader on a loaded machine.
 pub const DELIVERY_WITHIN: Duration = Duration::from_secs(10);
 
+/// Changes the relay has not recorded as sent: not positioned yet, or
+/// positioned after its progress.
+pub async fn unsent_changes(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM event_changes
+         WHERE position IS NULL OR position > (SELECT position FROM relay_progress)",
+    )
+    .fetch_one(db)
+    .await
+    .expect("counting unsent changes")
+}
+
 pub fn list_changes_request(
     organization_id: &str,
     after_cursor: &str,

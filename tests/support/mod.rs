@@ -51,7 +51,7 @@ pub use app::{TestApp, TestAppBuilder, TestClock};
 pub use assertions::{assert_error, assert_invalid_field, service_reason};
 pub use client::TestClient;
 pub use database::TestDatabase;
-pub use feed::{DELIVERY_WITHIN, Watcher, list_changes_request};
+pub use feed::{DELIVERY_WITHIN, Watcher, list_changes_request, unsent_changes};
 pub use net::{channel, free_port};
 pub use requests::*;
 pub use server::TestServer;
