@@ -81,6 +81,40 @@ async fn a_client_provoking_stream_resets_is_disconnected() {
     assert!(!metrics.contains("code=\"INTERNAL\""), "client errors counted as INTERNAL:\n{metrics}");
 }
 
+/// MadeYouReset played as an attacker would: reconnecting as soon as it is
+/// disconnected, for seconds, against the default limits. Every connection
+/// ends in GOAWAY ENHANCE_YOUR_CALM, and the victim is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reconnecting_to_provoke_resets_is_disconnected_every_time() {
+    let app = TestApp::spawn().await;
+    let victim = Victim::start(&app).await;
+    let headers = raw::grpc_headers(&app.addr.to_string(), GET_DRAFT);
+    let rss_before = memory_mib("VmRSS");
+
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut connections = 0;
+    while tokio::time::Instant::now() < until {
+        let (frames, sent) =
+            open_streams_until_closed(app.addr, &headers, 10_000, raw::overflowing_window_update).await;
+        let go_away = frames.iter().find(|f| f.kind == raw::GOAWAY).expect("a GOAWAY");
+        assert_eq!(go_away.error_code(), raw::ENHANCE_YOUR_CALM, "connection {connections}, {sent} streams");
+        connections += 1;
+    }
+    let report = victim.stop().await;
+    // Server, attacker and victim share this process: an upper bound.
+    let (rss_after, peak) = (memory_mib("VmRSS"), memory_mib("VmHWM"));
+    eprintln!(
+        "victim during {connections} MadeYouReset connections: {report:?}; \
+         RSS {rss_before} -> {rss_after} MiB, peak {peak} MiB"
+    );
+
+    report.assert_served();
+    assert!(connections > 1, "the attacker reconnected");
+    assert!(rss_after < rss_before + 32, "RSS {rss_before} -> {rss_after} MiB");
+    let metrics = scrape_text(app.metrics_addr).await;
+    assert!(!metrics.contains("code=\"INTERNAL\""), "client errors counted as INTERNAL:\n{metrics}");
+}
+
 /// Rapid reset (CVE-2023-44487): streams opened and cancelled at once, so
 /// that the server starts work the client never waits for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,4 +362,12 @@ async fn connections_that_never_complete_the_handshake_are_closed() {
     });
     assert!(polite_closed.await.is_err(), "the connection that did the handshake was closed");
     report.assert_served();
+}
+
+/// A `VmRSS` or `VmHWM` line of this process's status, in MiB.
+fn memory_mib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with(field)).expect("the field");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number of kB");
+    kib / 1024
 }

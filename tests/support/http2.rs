@@ -186,6 +186,8 @@ pub struct VictimReport {
     pub ok: usize,
     pub failed: Vec<String>,
     pub slowest_call: Duration,
+    /// The 99th percentile of the answered calls' latencies.
+    pub p99: Duration,
     /// The longest time without an answered call.
     pub longest_gap: Duration,
 }
@@ -221,8 +223,10 @@ impl Victim {
                 ok: 0,
                 failed: Vec::new(),
                 slowest_call: Duration::ZERO,
+                p99: Duration::ZERO,
                 longest_gap: Duration::ZERO,
             };
+            let mut latencies = Vec::new();
             let mut last_answer = Instant::now();
             while !*stopped.borrow() || report.ok + report.failed.len() < VICTIM_CALLS {
                 let started = Instant::now();
@@ -232,6 +236,7 @@ impl Victim {
                 match answer {
                     Ok(Ok(_)) => {
                         report.ok += 1;
+                        latencies.push(started.elapsed());
                         report.longest_gap = report.longest_gap.max(last_answer.elapsed());
                         last_answer = Instant::now();
                     }
@@ -242,6 +247,8 @@ impl Victim {
                 }
             }
             report.longest_gap = report.longest_gap.max(last_answer.elapsed());
+            latencies.sort_unstable();
+            report.p99 = latencies.get(latencies.len() * 99 / 100).copied().unwrap_or_default();
             report
         });
         Self { stop, task }
