@@ -1,6 +1,7 @@
 -- (b) Publish as one statement, one round trip: the service's own publish
--- statement (src/store/events.rs), minus the version it read first, returning
--- the draft and its new event. Drafts numbered as in naive.sql.
+-- statement (src/store/events.rs) with the change it writes for the feed,
+-- minus the version and completeness checks, returning the draft and its new
+-- event. Drafts numbered as in naive.sql.
 \set i :i + 1
 \set n :base + :client_id * :per_client + :i
 WITH draft AS (
@@ -15,6 +16,9 @@ WITH draft AS (
            title, description, location, starts_at, ends_at, now(), now()
     FROM draft
     RETURNING *
+), changes AS (
+    INSERT INTO event_changes (event_id, kind, organization_id, change_time)
+    SELECT id, 2, organization_id, publish_time FROM event
 ), linked AS (
     UPDATE drafts
     SET status = 'published', event_id = event.id, publish_time = event.publish_time,
