@@ -35,6 +35,46 @@ pub struct SequencerPass {
     pub next_release: Option<Timestamp>,
 }
 
+/// One sequencer pass in one statement: numbers the committed, due,
+/// unpositioned changes after the highest position, notifies every replica
+/// of the new top (when there is one), and ends with a row holding when the
+/// next waiting change becomes due. That row's subquery reads the snapshot
+/// from before the UPDATE, which only touches changes due by `$1`: it sees
+/// the same waiting changes a statement after it would.
+const SEQUENCE: &str = r#"
+    WITH ready AS (
+        SELECT event_id, kind,
+               row_number() OVER (ORDER BY change_time, kind, event_id) AS n
+        FROM event_changes
+        WHERE position IS NULL AND change_time <= $1
+        ORDER BY change_time, kind, event_id
+        LIMIT $2
+    ), top AS (
+        SELECT coalesce(max(position), 0) AS position FROM event_changes
+    ), positioned AS (
+        UPDATE event_changes c
+        SET position = top.position + ready.n
+        FROM ready, top
+        WHERE c.event_id = ready.event_id AND c.kind = ready.kind
+        RETURNING c.organization_id, c.position
+    ), notified AS (
+        SELECT pg_notify($3, max(position)::text) FROM positioned HAVING count(*) > 0
+    )
+    SELECT organization_id, position, NULL::timestamptz AS next_release FROM positioned
+    UNION ALL
+    SELECT NULL, NULL,
+           (SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1)
+    FROM (SELECT count(*) FROM notified) AS notifying
+"#;
+
+/// A row of [`SEQUENCE`]: a positioned change, or the closing row.
+#[derive(FromRow)]
+struct PassRow {
+    organization_id: Option<Uuid>,
+    position: Option<i64>,
+    next_release: Option<OffsetDateTime>,
+}
+
 #[derive(FromRow)]
 struct PositionedRow {
     organization_id: Uuid,
@@ -86,6 +126,7 @@ impl Store {
                 .fetch_one(&mut *connection)
                 .within(&self.answer_within)
                 .await?;
+        connection.done().await?;
         match earliest {
             None => return Ok(SequencerPass::default()),
             Some(due) if due > now.as_datetime() => {
@@ -97,60 +138,27 @@ impl Store {
             Some(_) => {}
         }
 
-        let mut tx = sqlx::Connection::begin(&mut *connection).within(&self.answer_within).await?;
-        // Taken before the UPDATE, whose snapshot then sees the previous
-        // pass's positions, so max(position) is current.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
+        // The lock rides on the BEGIN; it is taken before the UPDATE, whose
+        // snapshot then sees the previous pass's positions, so max(position)
+        // is current.
+        let mut tx = self.transaction(&format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")).await?;
+        let rows = sqlx::query_as::<_, PassRow>(SEQUENCE)
+            .bind(now.as_datetime())
+            .bind(limit)
+            .bind(CHANGES_CHANNEL)
             .persistent(self.named_statements())
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .within(&self.answer_within)
             .await?;
-        let rows = sqlx::query_as::<_, PositionedRow>(
-            r#"
-            WITH ready AS (
-                SELECT event_id, kind,
-                       row_number() OVER (ORDER BY change_time, kind, event_id) AS n
-                FROM event_changes
-                WHERE position IS NULL AND change_time <= $1
-                ORDER BY change_time, kind, event_id
-                LIMIT $2
-            ), top AS (
-                SELECT coalesce(max(position), 0) AS position FROM event_changes
-            )
-            UPDATE event_changes c
-            SET position = top.position + ready.n
-            FROM ready, top
-            WHERE c.event_id = ready.event_id AND c.kind = ready.kind
-            RETURNING c.organization_id, c.position
-            "#,
-        )
-        .bind(now.as_datetime())
-        .bind(limit)
-        .persistent(self.named_statements())
-        .fetch_all(&mut *tx)
-        .within(&self.answer_within)
-        .await?;
-        let next_release: Option<OffsetDateTime> = sqlx::query_scalar(
-            "SELECT min(change_time) FROM event_changes WHERE position IS NULL AND change_time > $1",
-        )
-        .bind(now.as_datetime())
-        .persistent(self.named_statements())
-        .fetch_one(&mut *tx)
-        .within(&self.answer_within)
-        .await?;
-        if let Some(top) = rows.iter().map(|r| r.position).max() {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(top.to_string())
-                .persistent(self.named_statements())
-                .execute(&mut *tx)
-                .within(&self.answer_within)
-                .await?;
-        }
         tx.commit().within(&self.answer_within).await?;
-        connection.done().await?;
 
+        let next_release = rows.iter().find_map(|row| row.next_release);
+        let rows: Vec<PositionedRow> = rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(PositionedRow { organization_id: row.organization_id?, position: row.position? })
+            })
+            .collect();
         let count = rows.len();
         let mut positioned: Vec<(OrganizationId, Position)> = Vec::new();
         for row in rows {

@@ -249,12 +249,12 @@ impl Store {
         })
     }
 
-    /// A transaction of its own that begins with `settings` (`SET LOCAL …`)
-    /// in the same round trip (behind a transaction pooler, after the
-    /// statement timeout's).
-    async fn transaction(&self, settings: &str) -> Result<Transaction<'static, Postgres>, Error> {
+    /// A transaction of its own whose first statements (`SET LOCAL …`, a
+    /// lock) go with its BEGIN in one round trip (behind a transaction
+    /// pooler, after the statement timeout's).
+    async fn transaction(&self, first: &str) -> Result<Transaction<'static, Postgres>, Error> {
         let begin = self.begin.as_deref().unwrap_or("BEGIN");
-        self.pool.begin_with(AssertSqlSafe(format!("{begin}; {settings}"))).within(&self.answer_within).await
+        self.pool.begin_with(AssertSqlSafe(format!("{begin}; {first}"))).within(&self.answer_within).await
     }
 
     /// Whether statements may be prepared once per session and named: not
