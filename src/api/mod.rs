@@ -1,10 +1,11 @@
 //! The gRPC handlers: decode the request, run the use case, encode the
 //! answer. No SQL and no business rules here.
 //!
-//! Each use case runs in its own task, so a caller that cancels (deadline,
-//! dropped connection) cannot interrupt a database conversation half-way: a
-//! publish either happens whole or not at all, and connections go back to
-//! the pool clean.
+//! Each use case that must wait runs on its own task, so a caller that
+//! cancels (deadline, dropped connection) cannot interrupt a database
+//! conversation half-way: a publish either happens whole or not at all, and
+//! connections go back to the pool clean. One that answers at once (from
+//! the cache) needs no task.
 //!
 //! Every handler decodes its request through [`admit`], which refuses an
 //! organisation outside the caller's scope (see `auth`) before the use case
@@ -20,7 +21,7 @@ pub mod encode;
 pub mod status;
 mod watch;
 
-use std::future::Future;
+use std::{future::Future, task::Poll};
 
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, Span, field::display};
@@ -43,18 +44,33 @@ impl DraftPublisherApi {
         Self { app, stopping }
     }
 
-    /// Runs `work` to completion on its own task, even if the call is dropped.
+    /// Runs `work` to completion, even if the call is dropped: polled once
+    /// here, and if it must wait (for the database), handed to a task of
+    /// its own before the call can be dropped.
+    ///
+    /// The use case's future is large (the store's statements and their
+    /// retries, kilobytes): boxed once, it is moved as a pointer from then
+    /// on, rather than copied into the task, out of it and into the
+    /// answer. An answer ready at once (a publication from the cache)
+    /// costs no task at all.
     async fn run<T, F, Fut>(&self, work: F) -> Result<Response<T>, Status>
     where
         T: Send + 'static,
         F: FnOnce(App) -> Fut,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        let task = tokio::spawn(work(self.app.clone()).instrument(Span::current()));
-        match task.await {
-            Ok(result) => result.map(Response::new).map_err(Status::from),
-            Err(join_error) => Err(Error::Internal(join_error.into()).into()),
-        }
+        let mut work = Box::pin(work(self.app.clone()));
+        let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+        let result = match first {
+            Poll::Ready(result) => result,
+            // No await between the poll and the spawn: the call cannot be
+            // dropped with the work half done and not yet on its task.
+            Poll::Pending => match tokio::spawn(work.instrument(Span::current())).await {
+                Ok(result) => result,
+                Err(join_error) => Err(Error::Internal(join_error.into())),
+            },
+        };
+        result.map(Response::new).map_err(Status::from)
     }
 }
 
