@@ -6,12 +6,14 @@
 //! Text lines are coloured only when stderr is a terminal: a file, a pipe or
 //! a log collector gets plain text, without ANSI escape codes.
 
+mod fields;
 pub mod traces;
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
 
+use self::fields::PlainFields;
 use crate::config::LogFormat;
 
 pub use traces::Traces;
@@ -41,7 +43,12 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = match format {
         LogFormat::Text => {
-            fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).boxed()
+            let ansi = std::io::stderr().is_terminal();
+            fmt::layer()
+                .fmt_fields(PlainFields::default())
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .boxed()
         }
         LogFormat::Json => fmt::layer().json().with_current_span(true).with_writer(std::io::stderr).boxed(),
     };
