@@ -14,11 +14,13 @@
 //!
 //! Memory is capped by an estimate of the entries' size; the oldest entries
 //! go first (publications are looked up again soon after, or rarely at all).
+//! A publication's event is held once, shared by its draft's key and its
+//! event's key.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -34,13 +36,17 @@ enum Key {
     Event(OrganizationId, EventId),
 }
 
+/// Cloned out of the lock as a pointer; the caller copies what it answers
+/// with after the lock is released.
 #[derive(Clone)]
 enum Entry {
-    Publication(Box<(Draft, Event)>),
-    Event(Box<Event>),
+    Publication(Arc<(Draft, Event)>),
+    Event(Arc<Event>),
 }
 
 impl Entry {
+    /// A publication held under both its keys is charged under each: the
+    /// estimate stays above what the entries hold.
     fn cost(&self) -> usize {
         let event = |e: &Event| e.title.len() + e.description.len() + e.location.len();
         ENTRY_OVERHEAD
@@ -120,7 +126,7 @@ impl PublishedCache {
     /// The publication of the organisation's draft, if cached.
     pub fn publication(&self, organization_id: OrganizationId, draft_id: DraftId) -> Option<(Draft, Event)> {
         match self.lookup(Key::Draft(organization_id, draft_id))? {
-            Entry::Publication(publication) => Some(*publication),
+            Entry::Publication(publication) => Some((*publication).clone()),
             Entry::Event(_) => None,
         }
     }
@@ -128,19 +134,19 @@ impl PublishedCache {
     /// The organisation's event, if cached.
     pub fn event(&self, organization_id: OrganizationId, event_id: EventId) -> Option<Event> {
         match self.lookup(Key::Event(organization_id, event_id))? {
-            Entry::Event(event) => Some(*event),
-            Entry::Publication(_) => None,
+            Entry::Event(event) => Some((*event).clone()),
+            Entry::Publication(publication) => Some(publication.1.clone()),
         }
     }
 
-    /// Remembers a published draft and its event.
+    /// Remembers a published draft and its event, under both keys.
     pub fn remember_publication(&self, draft: &Draft, event: &Event) {
         if self.budget == 0 || draft.event_id != Some(event.id) {
             return;
         }
-        let key = Key::Draft(draft.organization_id, draft.id);
-        self.insert(key, Entry::Publication(Box::new((draft.clone(), event.clone()))));
-        self.remember_event(event);
+        let publication = Arc::new((draft.clone(), event.clone()));
+        self.insert(Key::Draft(draft.organization_id, draft.id), Entry::Publication(publication.clone()));
+        self.insert(Key::Event(event.organization_id, event.id), Entry::Publication(publication));
     }
 
     /// Remembers an event.
@@ -148,7 +154,7 @@ impl PublishedCache {
         if self.budget == 0 {
             return;
         }
-        self.insert(Key::Event(event.organization_id, event.id), Entry::Event(Box::new(event.clone())));
+        self.insert(Key::Event(event.organization_id, event.id), Entry::Event(Arc::new(event.clone())));
     }
 
     pub fn stats(&self) -> CacheStats {
