@@ -16,6 +16,7 @@ use crate::{
     domain::{EventChange, FeedCursor, Position},
     error::Error,
     feed::Feed,
+    in_flight::{PublishesInFlight, Turn},
     store::{self, CreatedDraft, Publishing, Store},
 };
 
@@ -32,6 +33,10 @@ pub enum PublishOutcome {
     /// A concurrent call won on the one-event-per-draft constraint; this one
     /// rolled back and answers with the winner's event.
     LostRace,
+    /// A concurrent call on this replica was publishing the draft; this one
+    /// waited for it and answers with its event, without a statement of its
+    /// own.
+    Joined,
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +57,7 @@ impl Publication {
         let written = match self.outcome {
             PublishOutcome::Created if self.event.publish_time > self.event.create_time => 2,
             PublishOutcome::Created => 1,
-            PublishOutcome::AlreadyPublished | PublishOutcome::LostRace => 0,
+            PublishOutcome::AlreadyPublished | PublishOutcome::LostRace | PublishOutcome::Joined => 0,
         };
         ChangesWritten(written)
     }
@@ -75,6 +80,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     feed: Feed,
     published: Arc<PublishedCache>,
+    in_flight: Arc<PublishesInFlight>,
 }
 
 impl App {
@@ -86,7 +92,19 @@ impl App {
 
     /// As `new`, with a published-draft cache of about `cache_bytes` (0: none).
     pub fn with_cache(store: Store, clock: Arc<dyn Clock>, cache_bytes: usize) -> Self {
-        Self { store, clock, feed: Feed::new(), published: Arc::new(PublishedCache::new(cache_bytes)) }
+        Self {
+            store,
+            clock,
+            feed: Feed::new(),
+            published: Arc::new(PublishedCache::new(cache_bytes)),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// PublishDraft calls waiting now for a publish of the same draft in
+    /// flight on this replica, for the metrics.
+    pub fn publishes_waiting(&self) -> usize {
+        self.in_flight.waiting()
     }
 
     /// The published-draft cache's hits, misses and size, for the metrics.
@@ -199,6 +217,16 @@ impl App {
         if let Some((draft, event)) = self.published.publication(organization_id, draft_id) {
             return Ok(Publication { draft, event, outcome: PublishOutcome::AlreadyPublished });
         }
+        let leading = match self.in_flight.join(organization_id, draft_id) {
+            Turn::Lead(leading) => Some(leading),
+            Turn::Wait(waiting) => match waiting.answer().await {
+                Some((draft, event)) => {
+                    return Ok(Publication { draft, event, outcome: PublishOutcome::Joined });
+                }
+                // It ended without publishing: publish as if alone.
+                None => None,
+            },
+        };
         let lost_race = AtomicBool::new(false);
         let publication = retry(|| async {
             let now = self.now();
@@ -235,6 +263,9 @@ impl App {
         })
         .await?;
         self.published.remember_publication(&publication.draft, &publication.event);
+        if let Some(leading) = leading {
+            leading.published(&publication.draft, &publication.event);
+        }
         Ok(publication)
     }
 

@@ -21,6 +21,9 @@
 //! - `cache`: published drafts and events kept in memory (bounded), so
 //!   repeated publishes and GetEvent cost the database nothing; why that is
 //!   always correct is in its module doc.
+//! - `in_flight`: publishes running on this replica, by draft, so that a
+//!   second publish of the same draft waits for the first's answer instead
+//!   of queueing on the draft's row in PostgreSQL.
 //! - `error`: what a use case can answer instead of a result, in the
 //!   contract's terms; domain and store errors convert into it.
 //! - `domain`: validated values (ids, bounded text, timestamps, page tokens)
@@ -53,6 +56,7 @@ mod domain;
 mod error;
 mod feed;
 mod health;
+mod in_flight;
 mod metrics;
 pub mod proto;
 mod relay;

@@ -40,6 +40,7 @@ struct Inner {
     relay_errors: IntCounter,
     oldest_unsent_seconds: Gauge,
     watch_streams: IntGauge,
+    publishes_waiting: IntGauge,
     cache_lookups: IntCounterVec,
     cache_bytes: IntGauge,
     /// One render at a time: it copies counters kept elsewhere (the cache's)
@@ -118,6 +119,11 @@ impl Metrics {
         let watch_streams =
             IntGauge::new("draftpublisher_watch_streams", "WatchEventChanges streams open on this server")
                 .expect("valid metric");
+        let publishes_waiting = IntGauge::new(
+            "draftpublisher_publish_calls_waiting",
+            "PublishDraft calls waiting for a publish of the same draft in flight on this server",
+        )
+        .expect("valid metric");
         let cache_lookups = IntCounterVec::new(
             Opts::new(
                 "draftpublisher_published_cache_lookups_total",
@@ -145,6 +151,7 @@ impl Metrics {
             Box::new(relay_errors.clone()),
             Box::new(oldest_unsent_seconds.clone()),
             Box::new(watch_streams.clone()),
+            Box::new(publishes_waiting.clone()),
             Box::new(cache_lookups.clone()),
             Box::new(cache_bytes.clone()),
         ] {
@@ -164,6 +171,7 @@ impl Metrics {
             relay_errors,
             oldest_unsent_seconds,
             watch_streams,
+            publishes_waiting,
             cache_lookups,
             cache_bytes,
             rendering: std::sync::Mutex::new(()),
@@ -207,6 +215,7 @@ impl Metrics {
         let _rendering = self.inner.rendering.lock().unwrap_or_else(|e| e.into_inner());
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.inner.watch_streams.set(gauge(app.feed().watchers()));
+        self.inner.publishes_waiting.set(gauge(app.publishes_waiting()));
         let cache = app.cache_stats();
         self.inner.cache_bytes.set(gauge(cache.bytes));
         for (result, total) in [("hit", cache.hits), ("miss", cache.misses)] {
@@ -230,6 +239,7 @@ pub fn outcome_name(outcome: PublishOutcome) -> &'static str {
         PublishOutcome::Created => "created",
         PublishOutcome::AlreadyPublished => "already_published",
         PublishOutcome::LostRace => "lost_race",
+        PublishOutcome::Joined => "joined",
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use draft_publisher::proto::v1 as pb;
 
-use crate::support::{health::SERVICE, metrics::*, wait::until_reads, *};
+use crate::support::{health::SERVICE, locks, metrics::*, wait::until_reads, *};
 
 /// The `method` label of one of the service's RPCs.
 fn method(name: &str) -> String {
@@ -101,14 +101,19 @@ async fn pool_gauges_count_busy_idle_and_waiting_connections_exactly() {
         .pool(|pool| (pool.max_connections, pool.acquire_timeout) = (SIZE as u32, Duration::from_secs(30)))
         .spawn()
         .await;
-    let draft = app.complete_draft(&new_id()).await;
-    // Every connection stays busy: its publish waits on the draft's row.
-    let holder = app.hold_draft(&draft.id).await;
-    let busy: Vec<_> = (0..SIZE).map(|_| app.publish_in_background(&draft)).collect();
+    let org = new_id();
+    let mut drafts = Vec::new();
+    for _ in 0..SIZE + 2 {
+        drafts.push(app.complete_draft(&org).await);
+    }
+    // Every connection stays busy: its publish waits on its draft's row.
+    let ids: Vec<&str> = drafts.iter().map(|d| d.id.as_str()).collect();
+    let holder = locks::hold_drafts(&app.db, &ids).await;
+    let busy: Vec<_> = drafts[..SIZE].iter().map(|d| app.publish_in_background(d)).collect();
     app.until_calls_wait_on_locks(SIZE).await;
 
     let all_busy = pool_gauges(&app).await;
-    let queued = [app.publish_in_background(&draft), app.publish_in_background(&draft)];
+    let queued: Vec<_> = drafts[SIZE..].iter().map(|d| app.publish_in_background(d)).collect();
     until_pool_reads(&app, Pool { idle: 0.0, in_use: 3.0, waiting: 2.0, max: 3.0 }).await;
     holder.commit().await.unwrap();
     let mut created = 0;
@@ -117,6 +122,6 @@ async fn pool_gauges_count_busy_idle_and_waiting_connections_exactly() {
     }
 
     assert_eq!(all_busy, Pool { idle: 0.0, in_use: 3.0, waiting: 0.0, max: 3.0 });
-    assert_eq!(created, 1, "one publish created the event");
+    assert_eq!(created, SIZE + 2, "each publish created its event");
     until_pool_reads(&app, Pool { idle: 3.0, in_use: 0.0, waiting: 0.0, max: 3.0 }).await;
 }

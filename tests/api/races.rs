@@ -1,13 +1,13 @@
 //! Exactly-once under real concurrency: many callers on separate connections,
 //! started together, against the real server and database.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use draft_publisher::proto::v1 as pb;
 use sqlx::PgPool;
 use tokio::sync::Barrier;
 
-use crate::support::*;
+use crate::support::{locks, metrics, wait::until_reads, *};
 
 const DRAFTS: usize = 50;
 const CALLERS: usize = 16;
@@ -111,6 +111,68 @@ async fn concurrent_creates_with_one_request_id_make_one_draft() {
 
     assert_eq!(ids.len(), 1);
     assert_eq!(app.count("SELECT count(*) FROM drafts").await, 1);
+}
+
+/// Publishes of a draft whose publish is in flight on the same replica wait
+/// for it instead of queueing on the draft's row in PostgreSQL: one
+/// statement for all of them, the same event for every caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_of_a_draft_in_flight_here_wait_for_it_not_for_the_database() {
+    const FOLLOWERS: usize = 8;
+    let app = TestApp::spawn().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let holder = app.hold_draft(&draft.id).await;
+    let first = app.publish_in_background(&draft);
+    app.until_calls_wait_on_locks(1).await;
+
+    let followers: Vec<_> = (0..FOLLOWERS).map(|_| app.publish_in_background(&draft)).collect();
+    until_reads("the followers waiting for the first publish", Duration::from_secs(10), Some(8.0), || {
+        metrics::metric_value(app.metrics_addr, "draftpublisher_publish_calls_waiting", &[])
+    })
+    .await;
+    let in_database = locks::sessions_waiting_on_locks(&app.db).await;
+    holder.commit().await.unwrap();
+
+    let first = first.await.unwrap().expect("the first publish answers");
+    assert!(!first.already_published);
+    for follower in followers {
+        let answer = follower.await.unwrap().expect("a follower answers");
+        assert!(answer.already_published);
+        assert_eq!(answer.event_id, first.event_id);
+    }
+    assert_eq!(in_database, 1, "only the first publish waited in the database");
+    let text = metrics::scrape_text(app.metrics_addr).await;
+    let outcomes =
+        |outcome| metrics::sample(&text, "draftpublisher_publish_outcomes_total", &[("outcome", outcome)]);
+    assert_eq!(outcomes("joined"), Some(FOLLOWERS as f64));
+    assert_eq!(outcomes("created"), Some(1.0));
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
+}
+
+/// A publish that waited for one that failed publishes by itself: it never
+/// inherits another call's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_waiting_for_one_that_fails_publishes_by_itself() {
+    let app = TestApp::builder().pool(|pool| pool.statement_timeout = Duration::from_secs(2)).spawn().await;
+    let draft = app.complete_draft(&new_id()).await;
+    let holder = app.hold_draft(&draft.id).await;
+    let first = app.publish_in_background(&draft);
+    app.until_calls_wait_on_locks(1).await;
+    let follower = app.publish_in_background(&draft);
+    until_reads("the follower waiting", Duration::from_secs(10), Some(1.0), || {
+        metrics::metric_value(app.metrics_addr, "draftpublisher_publish_calls_waiting", &[])
+    })
+    .await;
+
+    // The first gives up on the held row (its statement times out) ...
+    first.await.unwrap().expect_err("the first publish times out");
+    // ... and the follower, on its own, now waits on the row in turn.
+    app.until_calls_wait_on_locks(1).await;
+    holder.commit().await.unwrap();
+
+    let answer = follower.await.unwrap().expect("the follower publishes");
+    assert!(!answer.already_published, "it created the event itself");
+    assert_eq!(app.count("SELECT count(*) FROM events").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
