@@ -135,11 +135,13 @@ service_url="$(with_database "$DATABASE_URL" draft_publisher_bench)"
 sql_url="$(with_database "$DATABASE_URL" draft_publisher_bench_sql)"
 
 # --- databases -----------------------------------------------------------------
-for url in "$service_url" "$sql_url"; do
+fresh_database() { # url
     psql -X -q -d "$(with_database "$DATABASE_URL" postgres)" -v ON_ERROR_STOP=1 \
-        -c "DROP DATABASE IF EXISTS \"${url##*/}\" WITH (FORCE)"
-    "$server_bin" --database-url "$url" migrate 2>>"$out/server.log"
-done
+        -c "DROP DATABASE IF EXISTS \"${1##*/}\" WITH (FORCE)"
+    "$server_bin" --database-url "$1" migrate 2>>"$out/server.log"
+}
+fresh_database "$service_url"
+fresh_database "$sql_url"
 seed() { # first last publish
     psql -X -q -d "$sql_url" -v ON_ERROR_STOP=1 -v first="$1" -v last="$2" -v publish="$3" \
         -f scripts/bench/seed.sql
@@ -290,7 +292,10 @@ instructions() {
     done
 }
 
-# The change feed: relay on/off, delivery lag, idle Watch streams.
+# The change feed: relay on/off, delivery lag, idle Watch streams. Each
+# server starts on an empty database: changes left unsent by earlier parts
+# (run without the relay) would otherwise be a backlog the relay sends
+# during the measurement.
 feed() {
     local round c="$feed_concurrency" relay rate
     local with_relay=(--nats-url "$nats_url" --metrics-addr "$metrics_addr")
@@ -298,6 +303,7 @@ feed() {
         echo "==> round $round/$rounds: fresh publish at $c callers, relay on and off" >&2
         # Odd rounds start with the relay on, even rounds with it off.
         for relay in $([ $((round % 2)) -eq 1 ] && echo "on off" || echo "off on"); do
+            fresh_database "$service_url"
             if [ "$relay" = on ]; then start_server "${with_relay[@]}"; else start_server; fi
             loadgen "relay-$relay" "$round" fresh "$c" "$(budget "$c")"
             stop_server
@@ -306,11 +312,13 @@ feed() {
     rate="$("$loadgen_bin" median "$out/results.jsonl" --scenario fresh --label relay-off --concurrency "$c")"
     rate=$((rate / 2))
     echo "==> delivery lag at $rate publishes/s (half the relay-off median)" >&2
+    fresh_database "$service_url"
     start_server "${with_relay[@]}"
     "$loadgen_bin" lag --addr "http://127.0.0.1:$port" --nats-url "$nats_url" --metrics-addr "$metrics_addr" \
         --rate "$rate" --duration "$duration" >>"$out/results.jsonl"
     stop_server
     echo "==> $watchers idle Watch streams" >&2
+    fresh_database "$service_url"
     start_server "${with_relay[@]}"
     "$loadgen_bin" idle-watch --addr "http://127.0.0.1:$port" --server-pid "$server_pid" \
         --metrics-addr "$metrics_addr" --streams "$watchers" --idle "$duration" >>"$out/results.jsonl"
