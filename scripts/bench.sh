@@ -37,9 +37,9 @@
 # (default 50151), BENCH_FLOOR_PORT (default 50152), BENCH_SERVER_ARGS (extra `serve` flags), BENCH_SERVER_BIN
 # (another server binary, e.g. an older build to compare with),
 # BENCH_PGBENCH_MAX_CLIENTS (default 64: pgbench at higher levels runs with
-# that many), BENCH_RATE_CAP (default 3000, and 1500 per caller below that:
+# that many), BENCH_RATE_CAP (default 6000, and 1500 per caller below that:
 # the most fresh publishes per second a service run prepares drafts for),
-# BENCH_PGBENCH_RATE_CAP (default 8000, and 3000 per client below that: the
+# BENCH_PGBENCH_RATE_CAP (default 12000, and 3000 per client below that: the
 # same for pgbench's publishing scripts); a run that runs out of drafts says so in the errors column.
 # Databases draft_publisher_bench and draft_publisher_bench_sql on the chosen
 # server are dropped and recreated.
@@ -79,8 +79,8 @@ floor_port="${BENCH_FLOOR_PORT:-50152}"
 warmup="${BENCH_WARMUP:-2s}"
 duration="${BENCH_DURATION:-10s}"
 rounds="${BENCH_ROUNDS:-3}"
-rate_cap="${BENCH_RATE_CAP:-3000}"
-pgbench_rate_cap="${BENCH_PGBENCH_RATE_CAP:-8000}"
+rate_cap="${BENCH_RATE_CAP:-6000}"
+pgbench_rate_cap="${BENCH_PGBENCH_RATE_CAP:-12000}"
 nats_url="${BENCH_NATS_URL:-nats://127.0.0.1:4222}"
 metrics_addr="127.0.0.1:${BENCH_METRICS_PORT:-50153}"
 feed_concurrency="${BENCH_FEED_CONCURRENCY:-32}"
