@@ -73,9 +73,11 @@ pub async fn publish_in_order(
     (in_flight, failure)
 }
 
-/// One message's span: it ends when dropped, after its PubAck.
+/// One message's span: it ends when dropped, after its PubAck. At DEBUG,
+/// like the store's statement spans: traces take them (see
+/// `telemetry::traces`), logs at INFO do not pay for them per message.
 fn publish_span(subject: &str, id: ChangeId) -> Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "publish",
         otel.name = "send draftpublisher.v1.events",
         otel.kind = "producer",

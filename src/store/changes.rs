@@ -209,6 +209,7 @@ impl Store {
 
     /// Up to `limit` of an organisation's changes after `after`, in order.
     #[tracing::instrument(
+        level = "debug",
         name = "list_changes",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "list_changes")

@@ -31,6 +31,7 @@ impl Store {
     /// Inserts a draft; with a request_id, the unique constraint on
     /// (organization_id, request_id) makes concurrent retries meet one row.
     #[tracing::instrument(
+        level = "debug",
         name = "create_draft",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "create_draft")
@@ -99,6 +100,7 @@ impl Store {
     }
 
     #[tracing::instrument(
+        level = "debug",
         name = "get_draft",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "get_draft")
@@ -130,6 +132,7 @@ impl Store {
     /// `version`; `Error::DraftChanged` when it changed (or was published)
     /// meanwhile.
     #[tracing::instrument(
+        level = "debug",
         name = "update_draft_content",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "update_draft_content")
@@ -171,6 +174,7 @@ impl Store {
     /// One page of an organisation's drafts after `after`, oldest first.
     /// Fetches one row more than the page to tell whether another page follows.
     #[tracing::instrument(
+        level = "debug",
         name = "list_drafts",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "list_drafts")

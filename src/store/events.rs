@@ -85,6 +85,7 @@ impl Store {
     /// Publishes the draft as event `event_id` going live at `publish_time`
     /// (see [`PUBLISH`]); `None` when the organisation has no such draft.
     #[tracing::instrument(
+        level = "debug",
         name = "publish",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "publish")
@@ -123,6 +124,7 @@ impl Store {
     /// (a draft written before the flag existed); `Error::DraftChanged` when
     /// it changed meanwhile.
     #[tracing::instrument(
+        level = "debug",
         name = "mark_publishable",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "mark_publishable")
@@ -147,6 +149,7 @@ impl Store {
     }
 
     #[tracing::instrument(
+        level = "debug",
         name = "get_event",
         skip_all,
         fields(otel.kind = "client", db.system = "postgresql", db.operation.name = "get_event")

@@ -57,7 +57,14 @@ impl Traces {
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("draft-publisher"))
             .with_threads(false)
-            .with_filter(Targets::new().with_target("draft_publisher", Level::INFO))
+            .with_filter(
+                Targets::new()
+                    .with_target("draft_publisher", Level::INFO)
+                    // Statement and per-message spans are at DEBUG, so that
+                    // logs at INFO do not create them for nothing.
+                    .with_target("draft_publisher::store", Level::DEBUG)
+                    .with_target("draft_publisher::relay", Level::DEBUG),
+            )
     }
 
     /// Sends the spans still queued, waiting at most `TRACES_FLUSH_TIMEOUT`.
