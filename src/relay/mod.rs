@@ -50,6 +50,10 @@ const BATCH: i64 = 256;
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failure before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The shortest time from one round of batches to the next: bounds the
+/// relay's transactions under load to a hundred a second, and adds at most
+/// this to a change's delivery.
+const GATHER_FOR: Duration = Duration::from_millis(10);
 /// How often, at most, the oldest-unsent gauge is read from the database:
 /// it reads 0 within this (plus one loop) after delivery catches up.
 const BACKLOG_EVERY: Duration = Duration::from_millis(250);
@@ -101,6 +105,7 @@ impl Relay {
         };
         loop {
             wake.borrow_and_update();
+            let began = tokio::time::Instant::now();
             match self.send_due(&jetstream).await {
                 Ok(()) => self.caught_up(),
                 Err(error) => {
@@ -110,6 +115,10 @@ impl Relay {
             }
             let next_observation = self.observe_backlog_at_most_every(BACKLOG_EVERY).await;
             let _ = tokio::time::timeout(POLL_INTERVAL.min(next_observation), wake.changed()).await;
+            // Changes positioned meanwhile go out together: under load a
+            // batch per sequencer pass would cost a transaction per few
+            // changes.
+            tokio::time::sleep_until(began + GATHER_FOR).await;
         }
     }
 
