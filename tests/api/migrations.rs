@@ -30,13 +30,20 @@ async fn publish_v1(db: &PgPool, org: uuid::Uuid, publish_offset: &str) -> uuid:
     id
 }
 
-#[tokio::test]
-async fn events_published_before_the_feed_get_their_changes_in_time_order() {
+/// A database of its own with the migrations up to `version` applied, a
+/// pool on it, and the migrator to take it further.
+async fn database_migrated_to(version: i64) -> (TestDatabase, PgPool, Migrator) {
     let database = TestDatabase::new();
     draft_publisher::Store::create_database_if_missing(&database.url).await.unwrap();
     let db = PgPoolOptions::new().max_connections(2).connect(&database.url).await.unwrap();
     let migrator = Migrator::new(Path::new("migrations")).await.unwrap();
-    migrator.run_to(1, &db).await.expect("the v1 schema");
+    migrator.run_to(version, &db).await.unwrap_or_else(|e| panic!("migrations up to {version}: {e}"));
+    (database, db, migrator)
+}
+
+#[tokio::test]
+async fn events_published_before_the_feed_get_their_changes_in_time_order() {
+    let (database, db, _) = database_migrated_to(1).await;
     let org = uuid::Uuid::now_v7();
     let immediate = publish_v1(&db, org, "-1 minute").await;
     let went_live = publish_v1(&db, org, "-10 seconds").await;
@@ -65,11 +72,7 @@ async fn events_published_before_the_feed_get_their_changes_in_time_order() {
 /// later one.
 #[tokio::test]
 async fn the_relay_resumes_after_the_last_change_marked_sent_before_the_progress_row() {
-    let database = TestDatabase::new();
-    draft_publisher::Store::create_database_if_missing(&database.url).await.unwrap();
-    let db = PgPoolOptions::new().max_connections(2).connect(&database.url).await.unwrap();
-    let migrator = Migrator::new(Path::new("migrations")).await.unwrap();
-    migrator.run_to(3, &db).await.expect("the schema before 0004");
+    let (_database, db, migrator) = database_migrated_to(3).await;
     let org = uuid::Uuid::now_v7();
     // As the earlier relay left them: positioned 1..=4, the first two sent.
     for position in 1..=4_i64 {
