@@ -23,14 +23,11 @@
 
 mod message;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, stream};
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 
 use crate::{
     domain::{Clock, Position},
@@ -105,7 +102,7 @@ impl Relay {
         };
         loop {
             wake.borrow_and_update();
-            let began = tokio::time::Instant::now();
+            let began = Instant::now();
             match self.send_due(&jetstream).await {
                 Ok(()) => self.caught_up(),
                 Err(error) => {
@@ -157,8 +154,9 @@ impl Relay {
 
     /// Observes the backlog unless that was done within `every`; returns how
     /// long until the next observation is due. Under load the relay loops
-    /// hundreds of times a second: one gauge query per loop would cost as
-    /// much as the batch's own, for a number scraped every few seconds.
+    /// up to a hundred times a second: a gauge query per loop would cost
+    /// about as much as the batch's own, for a number scraped every few
+    /// seconds.
     async fn observe_backlog_at_most_every(&mut self, every: Duration) -> Duration {
         if self.backlog_observed.elapsed() >= every {
             self.observe_backlog().await;
