@@ -152,18 +152,17 @@ impl Store {
             .await?;
         tx.commit().within(&self.answer_within).await?;
 
-        let next_release = rows.iter().find_map(|row| row.next_release);
-        let rows: Vec<PositionedRow> = rows
-            .into_iter()
-            .filter_map(|row| {
-                Some(PositionedRow { organization_id: row.organization_id?, position: row.position? })
-            })
-            .collect();
-        let count = rows.len();
+        let (mut count, mut next_release) = (0, None);
         let mut positioned: Vec<(OrganizationId, Position)> = Vec::new();
         for row in rows {
-            let organization_id = OrganizationId::from_uuid(row.organization_id);
-            let position = Position::from_stored(row.position);
+            let (Some(organization_id), Some(position)) = (row.organization_id, row.position) else {
+                // The closing row.
+                next_release = row.next_release;
+                continue;
+            };
+            count += 1;
+            let organization_id = OrganizationId::from_uuid(organization_id);
+            let position = Position::from_stored(position);
             match positioned.iter_mut().find(|(org, _)| *org == organization_id) {
                 Some((_, top)) => *top = (*top).max(position),
                 None => positioned.push((organization_id, position)),
